@@ -1,0 +1,5 @@
+"""`python -m conceptweb` runs the command line."""
+
+from conceptweb.interfaces.cli import main
+
+main()

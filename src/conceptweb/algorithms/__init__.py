@@ -1,0 +1,1 @@
+"""Learning on CoNet: Adam, GRPO, SFT, heating operators and the training loop."""

@@ -1,0 +1,41 @@
+"""Adam on a numpy parameter array, with a state that can be saved and restored exactly."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class Adam:
+    """Adam (Kingma & Ba) with bias correction, updating parameters in place."""
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        lr: float,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+    ) -> None:
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        self.m = np.zeros(shape)
+        self.v = np.zeros(shape)
+        self.t = 0
+
+    def step(self, params: np.ndarray, grad: np.ndarray) -> None:
+        """One descent step on `params` along `grad` (the gradient of a loss)."""
+        self.t += 1
+        self.m *= self.beta1
+        self.m += (1 - self.beta1) * grad
+        self.v *= self.beta2
+        self.v += (1 - self.beta2) * grad * grad
+        m_hat = self.m / (1 - self.beta1**self.t)
+        v_hat = self.v / (1 - self.beta2**self.t)
+        params -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+
+    def state_dict(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}_m": self.m, f"{prefix}_v": self.v, f"{prefix}_t": np.array(self.t)}
+
+    def load_state_dict(self, state: dict[str, np.ndarray], prefix: str) -> None:
+        self.m = np.array(state[f"{prefix}_m"], dtype=np.float64)
+        self.v = np.array(state[f"{prefix}_v"], dtype=np.float64)
+        self.t = int(state[f"{prefix}_t"])

@@ -1,0 +1,1 @@
+"""Named, reproducible experiments: single runs, the reproduction suite, ablations."""

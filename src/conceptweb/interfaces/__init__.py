@@ -1,0 +1,1 @@
+"""User interfaces: the `conceptweb` command line and the reports it writes."""

@@ -1,0 +1,122 @@
+"""Vectorised rollouts: all walkers of all problems advance together until their target or L steps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
+
+
+@dataclass
+class Rollouts:
+    """G walks per problem; walk m belongs to problem[m] and took lengths[m] steps."""
+
+    problem: np.ndarray  # (M,) int64, problem index of each walk
+    nodes: np.ndarray  # (M, L) int32, node before step t, -1 past the end
+    actions: np.ndarray  # (M, L) int16, action taken at step t, -1 past the end
+    lengths: np.ndarray  # (M,) int32, steps taken (L for a walk that never arrived)
+    success: np.ndarray  # (M,) bool, reached the target
+    n_problems: int
+    G: int
+
+    @property
+    def rewards(self) -> np.ndarray:
+        return self.success.astype(np.float64)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return self.actions >= 0
+
+    def tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(walk index, node, action) of every step actually taken, flattened."""
+        walk, t = np.nonzero(self.mask)
+        return walk, self.nodes[walk, t].astype(np.int64), self.actions[walk, t].astype(np.int64)
+
+    def path_hashes(self) -> np.ndarray:
+        """A 64-bit fingerprint of each walk's action sequence (walks of a problem share a start)."""
+        L = self.actions.shape[1]
+        powers = np.cumprod(np.full(L, _HASH_BASE, dtype=np.uint64), dtype=np.uint64)
+        symbols = (self.actions.astype(np.int64) + 1).astype(np.uint64)
+        with np.errstate(over="ignore"):
+            h = (symbols * powers[None, :]).sum(axis=1, dtype=np.uint64)
+        return h ^ self.lengths.astype(np.uint64)
+
+    def paths(self, index: int) -> np.ndarray:
+        """The node sequence of walk `index`, from its start to where it stopped (inclusive)."""
+        n = int(self.lengths[index])
+        return self.nodes[index, :n]
+
+
+def sample_rollouts(
+    neighbors: np.ndarray,
+    probs: np.ndarray,
+    sources: np.ndarray,
+    targets: np.ndarray,
+    G: int,
+    L: int,
+    rng: np.random.Generator,
+) -> Rollouts:
+    """G walks per (source, target) under transition table probs (N, K), at most L steps each."""
+    P = int(len(sources))
+    M = P * G
+    problem = np.repeat(np.arange(P, dtype=np.int64), G)
+    pos = np.asarray(sources, dtype=np.int64)[problem]
+    tgt = np.asarray(targets, dtype=np.int64)[problem]
+    cdf = np.cumsum(probs, axis=1)
+    cdf[:, -1] = np.inf  # a uniform draw in [0, 1) always lands on some action
+    nodes = np.full((M, L), -1, dtype=np.int32)
+    actions = np.full((M, L), -1, dtype=np.int16)
+    lengths = np.full(M, L, dtype=np.int32)
+    success = np.zeros(M, dtype=bool)
+    active = np.arange(M)
+    for t in range(L):
+        if active.size == 0:
+            break
+        here = pos[active]
+        u = rng.random(active.size)
+        a = (cdf[here] <= u[:, None]).sum(axis=1)
+        nodes[active, t] = here
+        actions[active, t] = a
+        nxt = neighbors[here, a]
+        pos[active] = nxt
+        hit = nxt == tgt[active]
+        arrived = active[hit]
+        lengths[arrived] = t + 1
+        success[arrived] = True
+        active = active[~hit]
+    return Rollouts(problem, nodes, actions, lengths, success, P, G)
+
+
+def problem_stats(rollouts: Rollouts) -> dict[str, np.ndarray]:
+    """Per-problem accuracy, lengths and diversity of correct paths, each an array of length P."""
+    P, G = rollouts.n_problems, rollouts.G
+    prob = rollouts.problem
+    ok = rollouts.success
+    n_correct = np.bincount(prob, weights=ok, minlength=P)
+    len_all = np.bincount(prob, weights=rollouts.lengths, minlength=P) / G
+    len_correct_sum = np.bincount(prob, weights=rollouts.lengths * ok, minlength=P)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        len_correct = np.where(n_correct > 0, len_correct_sum / n_correct, np.nan)
+    # distinct correct paths and the entropy of the correct-path distribution
+    hashes = rollouts.path_hashes()[ok]
+    cprob = prob[ok]
+    if hashes.size:
+        keys = np.stack([cprob.astype(np.uint64), hashes], axis=1)
+        uniq, counts = np.unique(keys, axis=0, return_counts=True)
+        uprob = uniq[:, 0].astype(np.int64)
+        n_distinct = np.bincount(uprob, minlength=P).astype(np.float64)
+        p = counts / n_correct[uprob]
+        path_entropy = -np.bincount(uprob, weights=p * np.log(p), minlength=P)
+    else:
+        n_distinct = np.zeros(P)
+        path_entropy = np.zeros(P)
+    return {
+        "accuracy": n_correct / G,
+        "len_mean": len_all,
+        "len_correct_mean": len_correct,
+        "n_correct": n_correct,
+        "n_distinct_correct": n_distinct,
+        "path_entropy": np.where(n_correct > 0, path_entropy + 0.0, np.nan),
+    }

@@ -1,0 +1,269 @@
+"""Run directories: atomic writes of config, tables, checkpoints and summaries, and their validation."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from conceptweb.errors import ConceptwebError
+
+FORMAT = "conceptweb-run"
+FORMAT_VERSION = 1
+_CKPT_RE = re.compile(r"^step_(\d{6,})\.npz$")
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success it replaces `path` in one rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~_UMASK)
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, data: Any) -> None:
+    atomic_write_text(
+        path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+    )
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return None if not np.isfinite(obj) else float(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def atomic_write_table(path: str | Path, table: pd.DataFrame | pa.Table) -> None:
+    """Write a DataFrame or Arrow table as parquet, atomically."""
+    if isinstance(table, pd.DataFrame):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+
+
+def atomic_savez(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+class RunDir:
+    """A run directory: config.json, run.json, metrics/problems/eval parquet, checkpoints/, figures/."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # -- layout ---------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / "run.json"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.parquet"
+
+    @property
+    def problems_path(self) -> Path:
+        return self.path / "problems.parquet"
+
+    @property
+    def eval_path(self) -> Path:
+        return self.path / "eval.parquet"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.path / "figures"
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / "summary.json"
+
+    # -- creation and validation ----------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, config: dict[str, Any], kind: str = "conet") -> RunDir:
+        """Start a new run directory; refuses to touch a non-empty existing directory."""
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise ConceptwebError(f"{path} exists and is not a directory")
+        if path.is_dir() and any(path.iterdir()):
+            raise ConceptwebError(
+                f"{path} already exists and is not empty; use --resume to continue it, "
+                "or choose another --out"
+            )
+        run = cls(path)
+        path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(run.config_path, config)
+        from conceptweb import __version__
+
+        run.write_meta(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "kind": kind,
+                "status": "running",
+                "last_step": 0,
+                "conceptweb_version": __version__,
+            }
+        )
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """Open an existing run directory, with a clear error if it is not one."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ConceptwebError(f"{path} is not a directory (expected a run directory)")
+        run = cls(path)
+        if not run.meta_path.is_file() or not run.config_path.is_file():
+            raise ConceptwebError(
+                f"{path} is not a conceptweb run directory (no run.json/config.json)"
+            )
+        meta = run.read_meta()
+        if meta.get("format") != FORMAT:
+            raise ConceptwebError(f"{path} is not a conceptweb run directory (unknown format)")
+        version = meta.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ConceptwebError(
+                f"{path} was written in run format {version}; this conceptweb reads format "
+                f"{FORMAT_VERSION}. Re-run it with this version."
+            )
+        return run
+
+    # -- metadata ---------------------------------------------------------------------------
+    def read_meta(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.meta_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConceptwebError(f"cannot read {self.meta_path}: {exc}") from None
+
+    def write_meta(self, meta: dict[str, Any]) -> None:
+        atomic_write_json(self.meta_path, meta)
+
+    def update_meta(self, **fields: Any) -> None:
+        meta = self.read_meta()
+        meta.update(fields)
+        self.write_meta(meta)
+
+    @property
+    def kind(self) -> str:
+        return str(self.read_meta().get("kind", "conet"))
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.config_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ConceptwebError(f"cannot read {self.config_path}: {exc}") from None
+
+    # -- tables -----------------------------------------------------------------------------
+    def write_table(self, name: str, table: pd.DataFrame | pa.Table) -> None:
+        atomic_write_table(self.path / f"{name}.parquet", table)
+
+    def read_table(self, name: str, required: bool = True) -> pd.DataFrame:
+        path = self.path / f"{name}.parquet"
+        if not path.is_file():
+            if required:
+                raise ConceptwebError(f"{self.path} is incomplete: {path.name} is missing")
+            return pd.DataFrame()
+        try:
+            return pq.read_table(path).to_pandas()
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise ConceptwebError(f"cannot read {path}: {exc}") from None
+
+    def read_metrics(self) -> pd.DataFrame:
+        return self.read_table("metrics")
+
+    def read_problems(self) -> pd.DataFrame:
+        return self.read_table("problems")
+
+    def read_eval(self) -> pd.DataFrame:
+        return self.read_table("eval", required=False)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def checkpoint_path(self, step: int) -> Path:
+        return self.checkpoints_dir / f"step_{step:06d}.npz"
+
+    def checkpoint_steps(self) -> list[int]:
+        if not self.checkpoints_dir.is_dir():
+            return []
+        steps = []
+        for p in self.checkpoints_dir.iterdir():
+            m = _CKPT_RE.match(p.name)
+            if m:
+                steps.append(int(m.group(1)))
+        return sorted(steps)
+
+    def save_checkpoint(self, step: int, arrays: dict[str, np.ndarray]) -> Path:
+        path = self.checkpoint_path(step)
+        atomic_savez(path, arrays)
+        return path
+
+    def load_checkpoint(self, step: int | None = None) -> dict[str, np.ndarray]:
+        """Load checkpoint `step` (the latest if None) into a dict of arrays."""
+        steps = self.checkpoint_steps()
+        if not steps:
+            raise ConceptwebError(f"{self.path} has no checkpoints")
+        if step is None:
+            step = steps[-1]
+        elif step not in steps:
+            near = min(steps, key=lambda s: abs(s - step))
+            raise ConceptwebError(f"{self.path} has no checkpoint at step {step} (nearest: {near})")
+        try:
+            with np.load(self.checkpoint_path(step), allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        except (OSError, ValueError) as exc:
+            raise ConceptwebError(
+                f"cannot read checkpoint {self.checkpoint_path(step)}: {exc}"
+            ) from None
+
+    # -- summary ------------------------------------------------------------------------------
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write_json(self.summary_path, summary)

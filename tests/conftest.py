@@ -1,0 +1,42 @@
+"""Shared fixtures: small configs and graphs that keep the suite fast on 2 cores."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conceptweb.config import RunConfig, resolve_config
+from conceptweb.model.graph import random_regular_graph
+
+
+def small_config(**sets: object) -> RunConfig:
+    """A small CoNet config (N=60, K=4, Q=12) for fast tests; `sets` are dotted overrides."""
+    base = [
+        "steps=40",
+        "model.N=60",
+        "model.K=4",
+        "model.L=30",
+        "problems.Q=12",
+        "problems.held_out=6",
+        "grpo.G=8",
+        "eval.every=10",
+        "eval.G=16",
+        "checkpoint.every=10",
+    ]
+    base += [f"{k}={v}" for k, v in sets.items()]
+    return resolve_config(None, None, base)
+
+
+@pytest.fixture
+def small_cfg() -> RunConfig:
+    return small_config()
+
+
+@pytest.fixture
+def graph():
+    return random_regular_graph(30, 4, seed=1)
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(123)

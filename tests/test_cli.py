@@ -1,0 +1,117 @@
+"""The command line: commands work, and user mistakes give one line, exit 2 and no damage."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from conceptweb.interfaces.cli import app
+from conceptweb.rundir import RunDir
+
+runner = CliRunner()
+SMALL = [
+    "-p",
+    "tiny",
+    "-s",
+    "steps=20",
+    "-s",
+    "model.N=60",
+    "-s",
+    "problems.Q=8",
+    "-s",
+    "problems.held_out=4",
+    "-q",
+]
+
+
+def _cli(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_train_and_resume(tmp_path):
+    out = tmp_path / "r"
+    res = _cli("train", *SMALL, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert RunDir.open(out).read_meta()["status"] == "finished"
+    res = _cli("train", "--out", str(out), "--resume", "--steps", "30", "-q")
+    assert res.exit_code == 0, res.output
+    assert RunDir.open(out).read_metrics()["step"].max() == 30
+
+
+def test_sft_command(tmp_path):
+    base = tmp_path / "base"
+    assert _cli("train", *SMALL, "--out", str(base)).exit_code == 0
+    out = tmp_path / "sft"
+    res = _cli(
+        "sft",
+        "--from",
+        str(base),
+        "--problems",
+        "new:3",
+        "--steps",
+        "5",
+        "--then-rl",
+        "4",
+        "--out",
+        str(out),
+        "-q",
+    )
+    assert res.exit_code == 0, res.output
+    m = RunDir.open(out).read_metrics()
+    assert m["phase"].tolist() == ["sft"] * 5 + ["rl"] * 4
+
+
+def test_presets_and_config_listing():
+    res = _cli("presets")
+    assert res.exit_code == 0
+    for name in ("paper", "sparse", "frustrated"):
+        assert name in res.output
+    res = _cli("config", "-p", "sparse", "-s", "model.K=16")
+    assert res.exit_code == 0 and "K: 16" in res.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "-p", "nope", "--out", "{tmp}/x"], "unknown preset"),
+        (["train", "-p", "tiny", "-s", "model.N=-4", "--out", "{tmp}/x"], "model.N"),
+        (["train", "-c", "{tmp}/bad.yaml", "--out", "{tmp}/x"], "cannot parse"),
+        (["train", "--resume", "--out", "{tmp}/notarun"], "not a conceptweb run"),
+        (["train", "--resume", "--out", "{tmp}/missing"], "not a directory"),
+        (["train", "-p", "tiny", "--anneal", "sometimes", "--out", "{tmp}/x"], "--anneal"),
+        (["sft", "--from", "{tmp}/notarun", "--out", "{tmp}/x"], "not a conceptweb run"),
+    ],
+)
+def test_user_errors_are_one_line(tmp_path, args, message):
+    (tmp_path / "bad.yaml").write_text("model: [1,\n")
+    (tmp_path / "notarun").mkdir()
+    (tmp_path / "notarun" / "keep.txt").write_text("mine")
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    res = _cli(*args)
+    assert res.exit_code == 2
+    assert message in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "x").exists()
+    assert (tmp_path / "notarun" / "keep.txt").read_text() == "mine"
+
+
+def test_existing_run_is_never_overwritten(tmp_path):
+    out = tmp_path / "r"
+    assert _cli("train", *SMALL, "--out", str(out)).exit_code == 0
+    before = (out / "metrics.parquet").read_bytes()
+    res = _cli("train", *SMALL, "--out", str(out))
+    assert res.exit_code == 2 and "already exists" in res.output
+    assert (out / "metrics.parquet").read_bytes() == before
+
+
+def test_installed_script_prints_one_line_error(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "conceptweb", "train", "-p", "nope", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "unknown preset" in proc.stderr
