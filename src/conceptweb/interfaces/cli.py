@@ -266,6 +266,18 @@ def show_config(
     typer.echo(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
 
 
+def _register_command_groups() -> None:
+    from conceptweb.interfaces import cli_analysis, cli_experiments
+    from conceptweb.llm import cli as llm_cli
+
+    cli_analysis.register(app)
+    cli_experiments.register(app)
+    llm_cli.register(app)
+
+
+_register_command_groups()
+
+
 def main() -> None:
     """Entry point of the `conceptweb` script."""
     try:
