@@ -135,14 +135,14 @@ class DetectorConfig(_Strict):
 
     window: int = Field(10, ge=2, description="smoothing window (steps)")
     min_steps: int = Field(30, ge=1, description="never fire before this many steps of history")
-    patience: int = Field(10, ge=1, description="steps the signal must stay past its peak")
+    patience: int = Field(20, ge=1, description="steps the signal must stay past its peak")
     min_forgetting: float = Field(
-        0.5,
+        0.4,
         ge=0,
         description="peak smoothed forgetting events per step needed to fire (0: fire on the reward knee alone)",
     )
     signal: Literal["forgetting", "knee", "length", "vote"] = Field(
-        "vote", description="which past-only signal decides"
+        "forgetting", description="which past-only signal decides (vote: two of the three)"
     )
 
 

@@ -546,6 +546,9 @@ class Trainer:
             has_path = (self.own_paths[chosen] >= 0).sum(axis=1) >= 2
             chosen = chosen[has_path]
         self.n_heats += 1
+        out["det_n_selected"] = int(chosen.size)
+        if chosen.size == 0:
+            return out  # nothing to heat: the moment passes and RL simply continues
         self.heat_problems = chosen.astype(np.int64)
         self.heat_start = step + 1
         self.heat_until = min(step + heat.steps, cfg.steps)
@@ -561,8 +564,7 @@ class Trainer:
                 heat.reset_nodes,
             )
             reset_logits(self.logits, nodes, heat.reset_frac)
-            out["n_reset_nodes"] = int(nodes.size)
-        out["n_heat_problems"] = int(chosen.size)
+            out["det_n_reset_nodes"] = int(nodes.size)
         return out
 
     # -- records and checkpoints --------------------------------------------------------------

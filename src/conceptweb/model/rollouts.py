@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 _HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
+_SMALL_K = 12  # up to this many neighbours, counting column by column is faster
 
 
 @dataclass
@@ -20,6 +21,9 @@ class Rollouts:
     success: np.ndarray  # (M,) bool, reached the target
     n_problems: int
     G: int
+    _tokens: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def rewards(self) -> np.ndarray:
@@ -30,9 +34,15 @@ class Rollouts:
         return self.actions >= 0
 
     def tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(walk index, node, action) of every step actually taken, flattened."""
-        walk, t = np.nonzero(self.mask)
-        return walk, self.nodes[walk, t].astype(np.int64), self.actions[walk, t].astype(np.int64)
+        """(walk index, node, action) of every step actually taken, flattened (computed once)."""
+        if self._tokens is None:
+            walk, t = np.nonzero(self.mask)
+            self._tokens = (
+                walk,
+                self.nodes[walk, t].astype(np.int64),
+                self.actions[walk, t].astype(np.int64),
+            )
+        return self._tokens
 
     def path_hashes(self) -> np.ndarray:
         """A 64-bit fingerprint of each walk's action sequence (walks of a problem share a start)."""
@@ -58,34 +68,57 @@ def sample_rollouts(
     L: int,
     rng: np.random.Generator,
 ) -> Rollouts:
-    """G walks per (source, target) under transition table probs (N, K), at most L steps each."""
+    """G walks per (source, target) under transition table probs (N, K), at most L steps each.
+
+    Sampling inverts each row's cumulative distribution by counting the entries below a
+    uniform draw (column by column for small K, which avoids a walkers x K temporary).
+    """
+    K = probs.shape[1]
     P = int(len(sources))
     M = P * G
     problem = np.repeat(np.arange(P, dtype=np.int64), G)
-    pos = np.asarray(sources, dtype=np.int64)[problem]
-    tgt = np.asarray(targets, dtype=np.int64)[problem]
     cdf = np.cumsum(probs, axis=1)
     cdf[:, -1] = np.inf  # a uniform draw in [0, 1) always lands on some action
-    nodes = np.full((M, L), -1, dtype=np.int32)
-    actions = np.full((M, L), -1, dtype=np.int16)
+    by_column = K <= _SMALL_K
+    cdf_cols = np.ascontiguousarray(cdf[:, :-1].T)
+    flat_nb = np.asarray(neighbors, dtype=np.int64).ravel()
+    walkers = np.arange(M)
+    here = np.asarray(sources, dtype=np.int64)[problem]
+    goal = np.asarray(targets, dtype=np.int64)[problem]
     lengths = np.full(M, L, dtype=np.int32)
     success = np.zeros(M, dtype=bool)
-    active = np.arange(M)
+    steps_w, steps_n, steps_a = [], [], []
     for t in range(L):
-        if active.size == 0:
+        if walkers.size == 0:
             break
-        here = pos[active]
-        u = rng.random(active.size)
-        a = (cdf[here] <= u[:, None]).sum(axis=1)
-        nodes[active, t] = here
-        actions[active, t] = a
-        nxt = neighbors[here, a]
-        pos[active] = nxt
-        hit = nxt == tgt[active]
-        arrived = active[hit]
-        lengths[arrived] = t + 1
-        success[arrived] = True
-        active = active[~hit]
+        u = rng.random(walkers.size)
+        if by_column:
+            action = np.zeros(walkers.size, dtype=np.int64)
+            for col in cdf_cols:
+                action += col[here] <= u
+        else:
+            action = (cdf[here] <= u[:, None]).sum(axis=1)
+        flat = here * K + action
+        steps_w.append(walkers)
+        steps_n.append(here)
+        steps_a.append(action)
+        nxt = flat_nb[flat]
+        hit = nxt == goal
+        if hit.any():
+            arrived = walkers[hit]
+            lengths[arrived] = t + 1
+            success[arrived] = True
+            keep = ~hit
+            walkers, here, goal = walkers[keep], nxt[keep], goal[keep]
+        else:
+            here = nxt
+    nodes = np.full((M, L), -1, dtype=np.int32)
+    actions = np.full((M, L), -1, dtype=np.int16)
+    if steps_w:
+        w = np.concatenate(steps_w)
+        t_idx = np.repeat(np.arange(len(steps_w)), [x.size for x in steps_w])
+        nodes[w, t_idx] = np.concatenate(steps_n)
+        actions[w, t_idx] = np.concatenate(steps_a)
     return Rollouts(problem, nodes, actions, lengths, success, P, G)
 
 

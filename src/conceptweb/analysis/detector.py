@@ -1,0 +1,132 @@
+"""Online detector of the maximally frustrated state: decides from the past alone when to heat.
+
+At every step it sees the history so far (mean reward, mean length of correct rollouts, and
+per-problem accuracy, one row per step) and nothing later. Three past-only signals:
+
+- forgetting: per-problem accuracy is smoothed over a trailing window; a forgetting event is
+  a problem that was solved (smoothed accuracy >= 0.5) at the previous step and is not now
+  (SPEC section 3). The frustration index F(t) is the trailing mean of forgetting events per
+  step. The signal fires once F has peaked: its running maximum is at least `min_forgetting`
+  and has not been exceeded for `patience` steps.
+- knee: the trailing slope of the smoothed reward has fallen below a fifth of the steepest
+  slope seen so far (the two-stage criterion of SPEC section 3), `patience` steps after it.
+- length: the smoothed mean length of correct rollouts has passed its running minimum (the
+  bottom of the V): the minimum is `patience` steps old and the length has risen 5% above it.
+
+`signal` picks the deciding signal ("vote": at least two of the three). Whatever the signal,
+the detector stays silent on a run whose frustration never reaches `min_forgetting` (set it
+to 0 to allow firing on the knee or the V alone), and before `min_steps` steps of history.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from conceptweb.algorithms.heating import History
+from conceptweb.config import DetectorConfig
+
+SLOPE_RATIO = 5.0
+LENGTH_RISE = 0.05
+SOLVED = 0.5
+
+
+def trailing_mean(x: np.ndarray, window: int, full: bool = False) -> np.ndarray:
+    """Mean over the last `window` entries along axis 0, NaNs ignored.
+
+    With full=True, steps with fewer than `window` entries behind them are NaN (no estimate
+    from a half-empty window); otherwise they average what there is.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    valid = ~np.isnan(x)
+    filled = np.where(valid, x, 0.0)
+    csum = np.cumsum(filled, axis=0)
+    ccount = np.cumsum(valid, axis=0)
+    lagged_sum = np.zeros_like(csum)
+    lagged_count = np.zeros_like(ccount)
+    lagged_sum[window:] = csum[:-window]
+    lagged_count[window:] = ccount[:-window]
+    count = ccount - lagged_count
+    if full:
+        count = np.where(
+            np.arange(len(x)).reshape((-1,) + (1,) * (x.ndim - 1)) >= window - 1, count, 0
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, (csum - lagged_sum) / np.maximum(count, 1), np.nan)
+
+
+def forgetting_counts(accuracy: np.ndarray, window: int) -> np.ndarray:
+    """Forgetting events per step from a (steps x problems) accuracy matrix, trailing smoothing."""
+    if len(accuracy) < 2:
+        return np.full(len(accuracy), np.nan)
+    smooth = trailing_mean(accuracy, window, full=True)
+    solved = smooth >= SOLVED
+    events = (solved[:-1] & ~solved[1:]).sum(axis=1).astype(np.float64)
+    events[np.isnan(smooth[:-1]).all(axis=1)] = np.nan  # no full window yet
+    return np.concatenate([[np.nan], events])
+
+
+@dataclass
+class FrustrationDetector:
+    """Past-only trigger for Annealed-RLVR (implements the heating Trigger protocol)."""
+
+    window: int = 10
+    min_steps: int = 30
+    patience: int = 20
+    min_forgetting: float = 0.4
+    signal: str = "forgetting"
+
+    @classmethod
+    def from_config(cls, cfg: DetectorConfig) -> FrustrationDetector:
+        return cls(cfg.window, cfg.min_steps, cfg.patience, cfg.min_forgetting, cfg.signal)
+
+    def signals(self, history: History) -> dict[str, float]:
+        """The three signals and their evidence at the last step of `history`."""
+        n = len(history.steps)
+        w, pat = self.window, self.patience
+        ev: dict[str, float] = {}
+        F = trailing_mean(forgetting_counts(history.accuracy, w), 2 * w, full=True)
+        peak_i = int(np.nanargmax(F)) if n and np.isfinite(F).any() else 0
+        ev["F"] = float(F[-1]) if n and np.isfinite(F[-1]) else 0.0
+        ev["F_peak"] = float(F[peak_i]) if n and np.isfinite(F[peak_i]) else 0.0
+        ev["F_peak_step"] = float(history.steps[peak_i]) if n else 0.0
+        ev["forgetting"] = float(n and ev["F_peak"] > 0 and (n - 1 - peak_i) >= pat)
+
+        r = trailing_mean(history.reward, w)
+        lag = 2 * w
+        slope = np.full(n, np.nan)
+        if n > lag:
+            slope[lag:] = (r[lag:] - r[:-lag]) / lag
+        ev["slope"] = float(slope[-1]) if n else float("nan")
+        knee = 0.0
+        if np.isfinite(slope).any():
+            top = int(np.nanargmax(slope))
+            ev["slope_peak"] = float(slope[top])
+            knee = float(
+                slope[top] > 0 and (n - 1 - top) >= pat and slope[-1] < slope[top] / SLOPE_RATIO
+            )
+        ev["knee"] = knee
+
+        length = trailing_mean(history.len_correct, w)
+        bottom = 0.0
+        if np.isfinite(length).any():
+            lo = int(np.nanargmin(length))
+            ev["len_min_step"] = float(history.steps[lo])
+            bottom = float((n - 1 - lo) >= pat and length[-1] >= (1 + LENGTH_RISE) * length[lo])
+        ev["length"] = bottom
+        return ev
+
+    def decide(self, history: History) -> tuple[bool, dict[str, float]]:
+        """(heat now?, evidence) from the history up to the current step."""
+        n = len(history.steps)
+        if n < self.min_steps:
+            return False, {}
+        ev = self.signals(history)
+        if ev["F_peak"] < self.min_forgetting:
+            return False, ev
+        if self.signal == "vote":
+            fire = ev["forgetting"] + ev["knee"] + ev["length"] >= 2
+        else:
+            fire = bool(ev[self.signal])
+        return bool(fire), ev

@@ -1,0 +1,62 @@
+"""Statistics across seeds: means with confidence intervals and paired comparisons of arms."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+
+def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, lower, upper) with a Student-t confidence interval; NaNs are dropped."""
+    x = np.asarray(x, dtype=np.float64)
+    x = x[np.isfinite(x)]
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    m = float(x.mean())
+    if x.size == 1:
+        return m, math.nan, math.nan
+    half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
+    return m, m - half, m + half
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float]:
+    """Compare arm `a` with arm `b` on the same seeds: mean of a - b, its CI and two tests.
+
+    Pairs where either value is NaN are dropped. p_t is the paired t-test, p_wilcoxon the
+    Wilcoxon signed-rank test (NaN when every difference is zero or fewer than 2 pairs).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ok = np.isfinite(a) & np.isfinite(b)
+    d = a[ok] - b[ok]
+    mean, lo, hi = mean_ci(d, level)
+    out = {
+        "n": int(d.size),
+        "mean_diff": mean,
+        "ci_low": lo,
+        "ci_high": hi,
+        "p_t": math.nan,
+        "p_wilcoxon": math.nan,
+    }
+    if d.size >= 2:
+        if np.all(d == d[0]):
+            out["p_t"] = 1.0 if d[0] == 0 else 0.0
+        else:
+            out["p_t"] = float(stats.ttest_1samp(d, 0.0).pvalue)
+        if np.any(d != 0):
+            out["p_wilcoxon"] = float(stats.wilcoxon(d, zero_method="wilcox").pvalue)
+    return out
+
+
+def verdict(
+    comparison: dict[str, float], alpha: float = 0.05, higher_is_better: bool = True
+) -> str:
+    """'helped', 'hurt' or 'no significant difference' from a paired comparison."""
+    p = comparison.get("p_t", math.nan)
+    diff = comparison.get("mean_diff", math.nan)
+    if not np.isfinite(p) or not np.isfinite(diff) or p >= alpha or diff == 0:
+        return "no significant difference"
+    better = diff > 0 if higher_is_better else diff < 0
+    return "helped" if better else "hurt"

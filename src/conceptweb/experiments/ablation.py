@@ -1,0 +1,310 @@
+"""The Annealed-RLVR ablation: arms x seeds of CoNet runs, paired comparisons against plain RLVR.
+
+Arms are named OPERATOR@WHEN (e.g. sft@auto, sft@150, temperature@auto, rl_hard@auto) or
+"plain". Every arm runs the same seeds (so runs are paired and share their trajectory up to
+the heating) and the same total number of update steps (heating steps included). Finished
+(arm, seed) pairs are never redone: an interrupted ablation resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from conceptweb.analysis.stats import mean_ci, paired_comparison, verdict
+from conceptweb.config import (
+    RunConfig,
+    config_to_dict,
+    deep_merge,
+    parse_set,
+    resolve_config,
+    validate_config,
+)
+from conceptweb.errors import ConceptwebError
+from conceptweb.experiments.runs import train_run
+from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
+
+OPERATORS = ("sft", "sft_own", "temperature", "reset", "entropy", "rl_hard")
+DEFAULT_ARMS = [
+    "plain",
+    "sft@auto",
+    "sft@early",
+    "sft@mid",
+    "sft@late",
+    "rl_hard@auto",
+    "sft_own@auto",
+    "temperature@auto",
+    "reset@auto",
+    "entropy@auto",
+]
+METRICS = {  # name -> higher is better
+    "final_acc": True,
+    "final_best_at_k": True,
+    "heldout_acc": True,
+    "n_solved": True,
+    "auc_reward": True,
+    "final_avg_degree": False,
+    "final_n_components": False,
+}
+
+
+class AblationConfig(BaseModel):
+    """What an ablation runs: a base CoNet config, arms, seeds and the fixed heating moments."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: str | None = "sparse"
+    config_file: str | None = None
+    sets: list[str] = Field(default_factory=list)
+    seeds: int = Field(16, ge=2)
+    first_seed: int = Field(0, ge=0)
+    arms: list[str] = Field(default_factory=lambda: list(DEFAULT_ARMS))
+    heat_steps: int = Field(20, ge=1, description="heating steps of every heated arm")
+    threshold: float = Field(0.1, gt=0, le=1, description="heat problems with accuracy below this")
+    early: float = Field(
+        0.1, gt=0, lt=1, description="'early' heating step as a fraction of the run"
+    )
+    mid: float = Field(0.25, gt=0, lt=1)
+    late: float = Field(0.5, gt=0, lt=1)
+    best_k: int = Field(8, ge=1, description="k of best@k (pass@k) on the final evaluation")
+
+    @field_validator("arms")
+    @classmethod
+    def _arms_parse(cls, arms: list[str]) -> list[str]:
+        if not arms:
+            raise ValueError("at least one arm")
+        for arm in arms:
+            parse_arm(arm)
+        if len(set(arms)) != len(arms):
+            raise ValueError("arms must be distinct")
+        return arms
+
+    def base_config(self) -> RunConfig:
+        return resolve_config(self.preset, self.config_file, self.sets)
+
+
+def parse_arm(arm: str) -> tuple[str, str]:
+    """'plain' -> ('plain', ''); 'sft@auto' -> ('sft', 'auto'); 'sft@150' -> ('sft', '150')."""
+    if arm == "plain":
+        return "plain", ""
+    op, sep, when = arm.partition("@")
+    if not sep or op not in OPERATORS:
+        raise ValueError(
+            f"arm {arm!r}: expected plain or OPERATOR@WHEN with OPERATOR in {', '.join(OPERATORS)}"
+        )
+    if when not in ("auto", "early", "mid", "late") and not when.isdigit():
+        raise ValueError(f"arm {arm!r}: WHEN must be auto, early, mid, late or a step number")
+    return op, when
+
+
+def arm_config(abl: AblationConfig, base: RunConfig, arm: str, seed: int) -> RunConfig:
+    """The run config of one (arm, seed)."""
+    data = config_to_dict(base)
+    data["seed"] = seed
+    op, when = parse_arm(arm)
+    heat = {
+        "operator": op if op != "plain" else "sft",
+        "steps": abl.heat_steps,
+        "threshold": abl.threshold,
+    }
+    if op == "plain":
+        anneal: dict[str, Any] = {"mode": "off"}
+    elif when == "auto":
+        anneal = {"mode": "auto"}
+    else:
+        step = int(when) if when.isdigit() else int(round(getattr(abl, when) * base.steps))
+        if step >= base.steps:
+            raise ConceptwebError(
+                f"arm {arm}: heating step {step} is not before the end ({base.steps})"
+            )
+        anneal = {"mode": "at", "at_step": step}
+    data["anneal"] = deep_merge(data["anneal"], {**anneal, "heat": heat})
+    return validate_config(data)
+
+
+def run_metrics(run: RunDir, best_k: int) -> dict[str, Any]:
+    """The ablation's outcome measures of one finished run."""
+    from conceptweb.analysis.dynamics import pass_at_k
+    from conceptweb.analysis.topology import concept_web, web_topology
+
+    metrics = run.read_metrics()
+    ev = run.read_eval()
+    last = ev[ev["step"] == ev["step"].max()]
+    train = last[last["split"] == "train"]
+    held = last[last["split"] == "heldout"]
+    ck = run.load_checkpoint()
+    web = concept_web(ck["logits"], ck["neighbors"], tau=0.5, temperature=float(ck["temperature"]))
+    topo = web_topology(web)
+    heat_rows = metrics[metrics["n_heat_problems"] > 0]
+    fired = metrics[metrics["det_fire"].fillna(False).astype(bool)] if "det_fire" in metrics else metrics.iloc[:0]
+    return {
+        "final_acc": float(train["accuracy"].mean()),
+        "final_best_at_k": float(pass_at_k(train["G"], train["n_correct"], best_k).mean()),
+        "heldout_acc": float(held["accuracy"].mean()) if len(held) else math.nan,
+        "n_solved": int((train["accuracy"] >= 0.5).sum()),
+        "auc_reward": float(metrics["reward_mean"].mean()),
+        "final_avg_degree": float(topo["avg_degree"]),
+        "final_n_components": int(topo["n_components"]),
+        "fire_step": int(fired["step"].min()) if len(fired) else -1,
+        "heat_step": int(heat_rows["step"].min()) if len(heat_rows) else -1,
+        "n_heat_problems": int(heat_rows["n_heat_problems"].iloc[0]) if len(heat_rows) else 0,
+    }
+
+
+def _job(args: tuple[dict[str, Any], str, int]) -> dict[str, Any]:
+    """One (arm, seed): train (or resume) its run, then measure it. Runs in a worker process."""
+    cfg_dict, out, best_k = args
+    cfg = validate_config(cfg_dict)
+    path = Path(out)
+    resume = (path / "run.json").is_file()
+    run = train_run(None if resume else cfg, path, resume=resume)
+    return run_metrics(run, best_k)
+
+
+class Ablation:
+    """An ablation directory: ablation.json, runs/ARM/seedN/, results.parquet, comparisons."""
+
+    def __init__(self, out: str | Path, cfg: AblationConfig) -> None:
+        self.out = Path(out)
+        self.cfg = cfg
+
+    @classmethod
+    def open_or_create(cls, out: str | Path, cfg: AblationConfig | None) -> Ablation:
+        """Create the directory, or reopen it (its saved config must match a given one)."""
+        out = Path(out)
+        saved_path = out / "ablation.json"
+        if saved_path.is_file():
+            import json
+
+            saved = AblationConfig.model_validate(json.loads(saved_path.read_text()))
+            if cfg is not None and cfg != saved:
+                raise ConceptwebError(
+                    f"{out} holds an ablation with another config; use a new --out or the same options"
+                )
+            return cls(out, saved)
+        if cfg is None:
+            raise ConceptwebError(f"{out} is not an ablation directory")
+        if out.exists() and any(out.iterdir()):
+            raise ConceptwebError(f"{out} exists and is not an ablation directory")
+        cfg.base_config()  # validate before writing anything
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(saved_path, cfg.model_dump(mode="json"))
+        return cls(out, cfg)
+
+    @property
+    def results_path(self) -> Path:
+        return self.out / "results.parquet"
+
+    def run_path(self, arm: str, seed: int) -> Path:
+        return self.out / "runs" / arm.replace("@", "_at_") / f"seed{seed}"
+
+    def seeds(self) -> list[int]:
+        return list(range(self.cfg.first_seed, self.cfg.first_seed + self.cfg.seeds))
+
+    def read_results(self) -> pd.DataFrame:
+        if not self.results_path.is_file():
+            return pd.DataFrame()
+        return pd.read_parquet(self.results_path)
+
+    def pending(self) -> list[tuple[str, int]]:
+        done = self.read_results()
+        have = set(zip(done["arm"], done["seed"], strict=True)) if len(done) else set()
+        return [(a, s) for a in self.cfg.arms for s in self.seeds() if (a, s) not in have]
+
+    def run(
+        self,
+        workers: int | None = None,
+        on_done: Callable[[str, int, int, int], None] | None = None,
+    ) -> pd.DataFrame:
+        """Run every pending (arm, seed) over a process pool; results are saved as they arrive."""
+        base = self.cfg.base_config()
+        todo = self.pending()
+        jobs = {
+            (a, s): (
+                config_to_dict(arm_config(self.cfg, base, a, s)),
+                str(self.run_path(a, s)),
+                self.cfg.best_k,
+            )
+            for a, s in todo
+        }
+        rows = self.read_results().to_dict("records")
+        workers = workers or os.cpu_count() or 1
+        total = len(todo)
+        if workers == 1:
+            for i, (key, job) in enumerate(jobs.items(), 1):
+                rows.append({"arm": key[0], "seed": key[1], **_job(job)})
+                self._save(rows)
+                if on_done:
+                    on_done(key[0], key[1], i, total)
+        elif total:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {pool.submit(_job, job): key for key, job in jobs.items()}
+                for i, fut in enumerate(as_completed(futures), 1):
+                    key = futures[fut]
+                    rows.append({"arm": key[0], "seed": key[1], **fut.result()})
+                    self._save(rows)
+                    if on_done:
+                        on_done(key[0], key[1], i, total)
+        return self.read_results()
+
+    def _save(self, rows: list[dict[str, Any]]) -> None:
+        df = pd.DataFrame(rows).sort_values(["arm", "seed"], kind="stable").reset_index(drop=True)
+        atomic_write_table(self.results_path, df)
+
+    def comparisons(self, reference: str = "plain") -> pd.DataFrame:
+        """Paired differences (arm - reference) over seeds for every metric, with 95% CIs."""
+        res = self.read_results()
+        if reference not in set(res.get("arm", [])):
+            raise ConceptwebError(f"the ablation has no {reference!r} arm to compare against")
+        return compare_arms(res, reference)
+
+
+def compare_arms(results: pd.DataFrame, reference: str = "plain") -> pd.DataFrame:
+    """One row per (arm, metric): arm mean with CI, paired difference to `reference`, tests, verdict."""
+    ref = results[results["arm"] == reference].set_index("seed")
+    rows = []
+    for arm in dict.fromkeys(results["arm"]):
+        cur = results[results["arm"] == arm].set_index("seed")
+        seeds = ref.index.intersection(cur.index)
+        for metric, higher in METRICS.items():
+            m, lo, hi = mean_ci(cur[metric].to_numpy())
+            row = {"arm": arm, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi}
+            if arm != reference:
+                comp = paired_comparison(
+                    cur.loc[seeds, metric].to_numpy(), ref.loc[seeds, metric].to_numpy()
+                )
+                row.update({f"diff_{k}" if k != "n" else "n_pairs": v for k, v in comp.items()})
+                row["verdict"] = verdict(comp, higher_is_better=higher)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ablation_config_from_options(
+    preset: str | None, config_file: str | None, sets: list[str], **kwargs: Any
+) -> AblationConfig:
+    """Build and validate an AblationConfig from CLI options (None options keep defaults)."""
+    from pydantic import ValidationError
+
+    from conceptweb.config import format_validation_error
+
+    for item in sets:
+        parse_set(item)
+    data = {k: v for k, v in kwargs.items() if v is not None}
+    try:
+        cfg = AblationConfig(
+            preset=preset if preset or config_file else "sparse",
+            config_file=config_file,
+            sets=sets,
+            **data,
+        )
+    except ValidationError as exc:
+        raise ConceptwebError(f"invalid ablation: {format_validation_error(exc)}") from None
+    cfg.base_config()
+    return cfg

@@ -1,0 +1,209 @@
+"""Annealed-RLVR on CoNet: the online detector, heating operators and their records."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conceptweb.algorithms.heating import select_hard_problems
+from conceptweb.algorithms.trainer import Trainer, TrainHistory
+from conceptweb.analysis.detector import FrustrationDetector, forgetting_counts
+from conceptweb.config import config_to_dict
+from conceptweb.experiments.runs import make_trigger, train_run
+from conceptweb.rundir import RunDir
+from tests.conftest import small_config
+
+
+def synthetic_run(seed: int, frustration: bool, S: int = 400, Q: int = 64):
+    """Per-problem accuracy: logistic learning, plus (optionally) a wave of forgetting at 150-200."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(1, S + 1)[:, None]
+    onset = rng.uniform(20, 120, size=Q)
+    p = 1 / (1 + np.exp(-(t - onset) / 6))
+    if frustration:
+        hit = rng.random(Q) < 0.5
+        start = rng.uniform(140, 170, size=Q)
+        dip = (t > start) & (t < start + 30) & hit
+        p = np.where(dip, 0.1, p)
+    acc = rng.binomial(16, np.clip(p, 0, 1)) / 16
+    reward = acc.mean(axis=1)
+    length = 20 - 10 * reward + rng.normal(0, 0.2, S)
+    return acc, reward, length
+
+
+def history_of(acc, reward, length, upto):
+    h = TrainHistory(len(reward), acc.shape[1])
+    for i in range(upto):
+        h.append(i + 1, reward[i], length[i], acc[i])
+    return h
+
+
+def first_fire(det, acc, reward, length):
+    h = TrainHistory(len(reward), acc.shape[1])
+    for i in range(len(reward)):
+        h.append(i + 1, reward[i], length[i], acc[i])
+        if det.decide(h)[0]:
+            return i + 1
+    return None
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_detector_fires_after_the_frustration_peak(seed):
+    acc, reward, length = synthetic_run(seed, frustration=True)
+    F = forgetting_counts(acc, 10)
+    det = FrustrationDetector()
+    step = first_fire(det, acc, reward, length)
+    assert step is not None
+    h = history_of(acc, reward, length, step)
+    ev = det.decide(h)[1]
+    assert ev["F_peak"] >= det.min_forgetting
+    assert 150 <= ev["F_peak_step"] <= 215  # the peak it reports is in the forgetting wave
+    assert ev["F_peak_step"] + det.patience <= step <= ev["F_peak_step"] + 3 * det.patience
+    assert np.nansum(F[:100]) < np.nansum(F[150:230])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_detector_stays_silent_without_frustration(seed):
+    acc, reward, length = synthetic_run(seed, frustration=False)
+    assert first_fire(FrustrationDetector(), acc, reward, length) is None
+    # ... unless told to fire on the knee alone
+    assert (
+        first_fire(FrustrationDetector(signal="knee", min_forgetting=0.0), acc, reward, length)
+        is not None
+    )
+
+
+def test_detector_never_fires_before_min_steps():
+    acc, reward, length = synthetic_run(0, frustration=True)
+    det = FrustrationDetector(min_steps=300)
+    assert first_fire(det, acc, reward, length) >= 300
+    assert not det.decide(history_of(acc, reward, length, 299))[0]
+
+
+def test_detector_does_not_peek():
+    acc, reward, length = synthetic_run(1, frustration=True)
+    det = FrustrationDetector()
+    cut = 170
+    acc2, reward2, length2 = acc.copy(), reward.copy(), length.copy()
+    rng = np.random.default_rng(9)
+    acc2[cut:] = rng.random(acc2[cut:].shape)
+    reward2[cut:] = rng.random(reward2[cut:].shape)
+    for s in range(1, cut + 1, 7):
+        a = det.decide(history_of(acc, reward, length, s))
+        b = det.decide(history_of(acc2, reward2, length2, s))
+        assert a == b
+
+
+def test_select_hard_problems():
+    recent = np.array([[0.0, 0.5, 0.05, 1.0], [0.1, 0.4, 0.0, 1.0]])
+    assert select_hard_problems(recent, 0.1).tolist() == [0, 2]
+
+
+def _trainer_at(tmp_path, operator, at=8, steps=25, **sets):
+    cfg = small_config(
+        steps=steps,
+        **{
+            "anneal.mode": "at",
+            "anneal.at_step": at,
+            "anneal.heat.operator": operator,
+            "anneal.heat.steps": 8,
+            "anneal.heat.threshold": 0.5,
+            **sets,
+        },
+    )
+    run = RunDir.create(tmp_path / operator, config_to_dict(cfg))
+    t = Trainer(cfg, run, trigger=make_trigger(cfg))
+    t.start()
+    t.run(stop_after=at)
+    return t
+
+
+@pytest.mark.parametrize(
+    "operator", ["sft", "sft_own", "temperature", "reset", "entropy", "rl_hard"]
+)
+def test_heating_touches_only_the_selected_problems(tmp_path, operator):
+    t = _trainer_at(tmp_path, operator)
+    selected = t.heat_problems.copy()
+    assert selected.size > 0
+    assert t.heat_start == 9 and t.heat_until == 16
+    before = t.logits.copy()
+    # nodes the selected problems could have touched: their reference paths, and every node
+    # their walks can reach (the rollouts), which we collect by replaying the heating steps
+    visited: set[int] = set()
+    for path in t._shortest_paths(selected):
+        visited |= set(path.tolist())
+    for q in selected:
+        visited |= set(t.own_paths[q][t.own_paths[q] >= 0].tolist())
+    from conceptweb.algorithms import trainer as trainer_mod
+
+    real_select = trainer_mod.select_rollouts
+
+    def spy(ro, problems):
+        sub = real_select(ro, problems)
+        if np.array_equal(np.asarray(problems), selected):
+            visited.update(sub.nodes[sub.nodes >= 0].tolist())
+        return sub
+
+    real_batch = t._sft_batch
+
+    def batch_spy(problems, own):
+        assert set(np.asarray(problems).tolist()) <= set(selected.tolist())
+        b = real_batch(problems, own)
+        visited.update(b.nodes.tolist())
+        return b
+
+    t._sft_batch = batch_spy
+    trainer_mod.select_rollouts = spy
+    try:
+        t.run(stop_after=8)
+    finally:
+        trainer_mod.select_rollouts = real_select
+    changed = np.flatnonzero(np.any(t.logits != before, axis=1))
+    assert changed.size > 0
+    assert set(changed.tolist()) <= visited
+    unselected_only = set(range(t.logits.shape[0])) - visited
+    assert np.array_equal(t.logits[list(unselected_only)], before[list(unselected_only)])
+
+
+def test_annealed_run_records_show_the_heating(tmp_path):
+    cfg = small_config(
+        steps=60,
+        **{
+            "anneal.mode": "at",
+            "anneal.at_step": 25,
+            "anneal.heat.steps": 10,
+            "anneal.heat.threshold": 0.3,
+        },
+    )
+    run = train_run(cfg, tmp_path / "a")
+    m = run.read_metrics()
+    assert len(m) == 60  # heating steps are counted in the step budget
+    assert m.loc[m["phase"] == "sft", "step"].tolist() == list(range(26, 36))
+    assert (m["phase"] == "rl").sum() == 50
+    assert (m["n_heat_problems"] > 0).sum() == 10
+    assert m["det_fire"].fillna(False).astype(bool).sum() == 1
+
+
+def test_auto_annealing_fires_at_most_once_and_resumes_exactly(tmp_path):
+    cfg = small_config(
+        steps=120,
+        **{
+            "anneal.mode": "auto",
+            "anneal.detector.min_forgetting": 0.0,
+            "anneal.detector.signal": "knee",
+            "anneal.detector.min_steps": 20,
+        },
+    )
+    full = train_run(cfg, tmp_path / "full")
+    m = full.read_metrics()
+    fired = m["det_fire"].fillna(False).astype(bool)
+    assert fired.sum() == 1
+    assert (m["phase"] == "sft").sum() == cfg.anneal.heat.steps
+    run = RunDir.create(tmp_path / "cut", config_to_dict(cfg))
+    t = Trainer(cfg, run, trigger=make_trigger(cfg))
+    t.start()
+    t.run(stop_after=int(m.loc[fired, "step"].iloc[0]) + 3)  # stop in the middle of the heating
+    resumed = train_run(None, tmp_path / "cut", resume=True)
+    np.testing.assert_array_equal(
+        full.load_checkpoint()["logits"], resumed.load_checkpoint()["logits"]
+    )
