@@ -192,12 +192,14 @@ def test_auto_annealing_fires_at_most_once_and_resumes_exactly(tmp_path):
             "anneal.detector.min_forgetting": 0.0,
             "anneal.detector.signal": "knee",
             "anneal.detector.min_steps": 20,
+            "anneal.heat.threshold": 1.0,
         },
     )
     full = train_run(cfg, tmp_path / "full")
     m = full.read_metrics()
     fired = m["det_fire"].fillna(False).astype(bool)
     assert fired.sum() == 1
+    assert m.loc[fired, "det_n_selected"].iloc[0] > 0
     assert (m["phase"] == "sft").sum() == cfg.anneal.heat.steps
     run = RunDir.create(tmp_path / "cut", config_to_dict(cfg))
     t = Trainer(cfg, run, trigger=make_trigger(cfg))

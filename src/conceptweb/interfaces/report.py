@@ -1,0 +1,337 @@
+"""The report of one analysed run: report.md and report.html (figures inline) stating the numbers.
+
+The report is built as a list of blocks (headings, paragraphs, tables, lists, figures) rendered
+twice, to Markdown with relative figure links and to a self-contained HTML page with the PNGs
+embedded as base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conceptweb.rundir import RunDir, atomic_write_text
+
+FIGURE_CAPTIONS = {
+    "learning_curve": "Mean reward per step, the continuous two-segment fit with its knee, and the "
+    "saturating fit a - b exp(-t/c).",
+    "length_curve": "Mean length of correct rollouts, smoothed, with the minimum of the V marked.",
+    "frustration": "Forgetting and learning events per step (smoothed) and the three candidate "
+    "steps of the maximally frustrated state.",
+    "accuracy_raster": "Per-problem accuracy over steps (problems ordered by when they are first "
+    "solved); black dots are forgetting events.",
+    "web_topology": "Average degree ⟨k⟩ of the concept web, number of islands and fraction of web "
+    "nodes in the largest one, per checkpoint.",
+    "web_snapshots": "The concept web (edges with pi >= tau) drawn at three checkpoints; dark: "
+    "largest component, red: trunk edges crossed by the correct paths of 2+ problems.",
+    "sft_forgetting": "Accuracy of the old problems through SFT on new problems (shaded) and "
+    "renewed RLVR; the dotted line marks recovery.",
+}
+
+
+@dataclass
+class Block:
+    kind: str  # "h1" | "h2" | "p" | "table" | "list" | "figure"
+    content: Any
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def fmt(x: Any, spec: str = ".3g") -> str:
+    """A number for the report: n/a for missing values, yes/no for booleans."""
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if _finite(x):
+        if isinstance(x, int):
+            return str(x)
+        return format(x, spec)
+    return str(x)
+
+
+def pct(x: Any) -> str:
+    return f"{100 * x:.0f}%" if _finite(x) else "n/a"
+
+
+NO_TEST = "-"  # rows without a formal criterion: the numbers speak
+
+
+def _verdict(flag: Any) -> str:
+    if flag is None:
+        return "n/a"
+    return "**observed**" if flag else "not observed"
+
+
+def build_blocks(summary: dict[str, Any], name: str, figures: dict[str, str]) -> list[Block]:
+    """The report's blocks from a summary.json dict; figures maps figure name -> relative path."""
+    run = summary.get("run") or {}
+    ts, vs, web = summary.get("two_stage"), summary.get("v_shape"), summary.get("web")
+    fr, col, fg = summary.get("frustration"), summary.get("collapse"), summary.get("forgetting")
+    cand = summary.get("frustration_candidates") or {}
+    tr = summary.get("transitions") or {}
+    ana = summary.get("analysis") or {}
+    notes = summary.get("notes") or {}
+    blocks = [Block("h1", f"conceptweb analysis: {name}")]
+    blocks.append(
+        Block(
+            "p",
+            f"A {run.get('kind', '?')} run"
+            + (f" (preset {run['preset']})" if run.get("preset") else "")
+            + f", steps {run.get('first_step')} to {run.get('last_step')}, "
+            f"{run.get('n_problems')} training problems, {run.get('n_checkpoints')} checkpoints"
+            + (f", starting with {run['sft_steps']} SFT steps" if run.get("sft_steps") else "")
+            + f". Web threshold tau = {fmt(ana.get('tau'))}; a problem is solved at accuracy >= "
+            f"{fmt(ana.get('solved_threshold'))}. Verdicts are given where SPEC section 3 has a "
+            "criterion (two-stage curve, V, SFT forgetting); elsewhere the numbers stand alone. "
+            "Definitions: docs/analysis.md.",
+        )
+    )
+    rows: list[list[str]] = []
+    if ts is not None:
+        rows.append(
+            [
+                "Two-stage learning curve",
+                f"knee at step {fmt(ts['knee_step'], '.0f')}; slopes {fmt(ts['slope_early'])} / "
+                f"{fmt(ts['slope_late'])} per step (ratio {fmt(ts['slope_ratio'], '.1f')}); BIC "
+                f"piecewise {fmt(ts['bic_piecewise'], '.1f')} vs saturating "
+                f"{fmt(ts['bic_saturating'], '.1f')}",
+                _verdict(ts["is_two_stage"]) + f" ({ts.get('reason', '')})",
+            ]
+        )
+    if vs is not None:
+        rows.append(
+            [
+                "V-shaped length of correct rollouts",
+                f"{fmt(vs['start_len'], '.1f')} -> {fmt(vs['min_len'], '.1f')} at step "
+                f"{fmt(vs['min_step'])} -> {fmt(vs['end_len'], '.1f')}; fall "
+                f"{pct(vs['drop_frac'])}, rise {pct(vs['rise_frac'])}",
+                _verdict(vs["is_v"]) + f" ({vs.get('reason', '')})",
+            ]
+        )
+    if web is not None:
+        rows.append(
+            [
+                "Sparse, tree-like web (⟨k⟩ near 2)",
+                f"final ⟨k⟩ = {fmt(web['final_avg_degree'], '.2f')} over "
+                f"{fmt(web.get('final_n_nodes'))} nodes; {web['n_bridges']} bridges of "
+                f"{fmt(web.get('final_n_edges'))} edges",
+                NO_TEST,
+            ]
+        )
+        rows.append(
+            [
+                "Islands early, then one web" if not run.get("sft_steps") else "Islands",
+                f"most islands ({fmt(web.get('peak_n_components'))}) at step "
+                f"{fmt(web['peak_islands_step'])}; at the end {web['final_n_components']} components, "
+                f"largest holds {pct(web['final_giant_fraction'])} of web nodes",
+                NO_TEST,
+            ]
+        )
+    if fr is not None:
+        rows.append(
+            [
+                "Frustration-induced forgetting",
+                f"{fr['n_forgetting_events']} forgetting and {fr['n_learning_events']} learning "
+                f"events; F(t) peaks at step {fmt(fr['peak_step'])} "
+                f"({fmt(fr.get('peak_value'), '.2f')} events/step)",
+                NO_TEST,
+            ]
+        )
+    if any(cand.get(k) is not None for k in ("forgetting_peak_step", "v_bottom_step")):
+        rows.append(
+            [
+                "Maximally frustrated state: candidates",
+                f"peak of forgetting {fmt(cand.get('forgetting_peak_step'))}, bottom of the V "
+                f"{fmt(cand.get('v_bottom_step'))}, knee {fmt(cand.get('knee_step'), '.0f')} "
+                f"(spread {fmt(cand.get('spread'), '.0f')} steps)",
+                NO_TEST,
+            ]
+        )
+    if tr.get("n_fitted"):
+        rows.append(
+            [
+                "Phase-transition-like learning",
+                f"{tr['n_transitions']} of {tr['n_fitted']} problems rise by >= 0.5 along a "
+                f"logistic; median 10-90% width {fmt(tr.get('median_width'), '.0f')} steps "
+                f"(IQR {fmt(tr.get('width_q25'), '.0f')}-{fmt(tr.get('width_q75'), '.0f')})",
+                NO_TEST,
+            ]
+        )
+    if col is not None:
+        rows.append(
+            [
+                "Policy collapse",
+                f"distinct correct paths per problem {fmt(col['diversity_start'], '.2f')} -> "
+                f"{fmt(col['diversity_end'], '.2f')} (peak {fmt(col.get('diversity_peak'), '.2f')}); "
+                f"leaf entropy {fmt(col['leaf_entropy_start'], '.2f')} -> "
+                f"{fmt(col['leaf_entropy_end'], '.2f')} nats",
+                NO_TEST,
+            ]
+        )
+    if fg is not None:
+        rows.append(
+            [
+                "Catastrophic forgetting under SFT",
+                f"solved {fg['solved_before']} -> {fg['solved_after_sft']} after "
+                f"{fg.get('sft_steps')} SFT steps: lost {pct(fg['lost_frac'])}; "
+                f"{pct(fg['lost_downstream_of_cut_bridges_frac'])} of the lost sat behind a "
+                f"bridge SFT cut (loss rate {pct(fg.get('lost_rate_crossing_cut_bridge'))} "
+                f"across cut bridges vs {pct(fg.get('lost_rate_elsewhere'))} elsewhere); "
+                f"recovered in {fmt(fg['recovery_steps'], '.0f')} RL steps",
+                _verdict(bool(fg["lost_frac"]) if _finite(fg["lost_frac"]) else None),
+            ]
+        )
+    blocks.append(Block("h2", "What this run shows"))
+    blocks.append(Block("table", (["phenomenon", "measured", "verdict"], rows)))
+    if notes:
+        blocks.append(Block("h2", "Not measured"))
+        blocks.append(Block("list", [f"{k}: {v}" for k, v in notes.items()]))
+    if figures:
+        blocks.append(Block("h2", "Figures"))
+        for key, rel in figures.items():
+            blocks.append(Block("figure", (rel, FIGURE_CAPTIONS.get(key, key))))
+    blocks.append(Block("h2", "Definitions used"))
+    blocks.append(
+        Block(
+            "list",
+            [
+                "Two-stage: a continuous two-segment line beats a - b exp(-t/c) by BIC and the "
+                "early slope is >= 5x the late one.",
+                "V: smoothed length minimum outside the first and last 10% of steps, falling "
+                ">= 15% before and rising >= 15% after it"
+                + (
+                    f" (moving average over {ana['length_smooth_window']} steps)."
+                    if ana.get("length_smooth_window")
+                    else "."
+                ),
+                f"Forgetting event: solved (accuracy smoothed over {fmt(ana.get('event_window'))} "
+                "steps >= 0.5) at t-1 and not at t; F(t): events per step, moving average over "
+                f"{fmt(ana.get('frustration_window'))} steps.",
+                "Web: edges with pi >= tau; topology on its undirected projection; bridges whose "
+                "removal disconnects the web; leaves have degree 1.",
+            ],
+        )
+    )
+    return blocks
+
+
+def _md_cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(blocks: list[Block]) -> str:
+    """Blocks as GitHub-flavoured Markdown."""
+    out: list[str] = []
+    for b in blocks:
+        if b.kind == "h1":
+            out.append(f"# {b.content}\n")
+        elif b.kind == "h2":
+            out.append(f"## {b.content}\n")
+        elif b.kind == "p":
+            out.append(f"{b.content}\n")
+        elif b.kind == "list":
+            out.append("\n".join(f"- {x}" for x in b.content) + "\n")
+        elif b.kind == "table":
+            head, rows = b.content
+            lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+            lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
+            out.append("\n".join(lines) + "\n")
+        elif b.kind == "figure":
+            rel, caption = b.content
+            out.append(f"![{caption}]({rel})\n\n*{caption}*\n")
+    return "\n".join(out)
+
+
+def _inline_md(text: str) -> str:
+    """HTML-escape and turn **bold** into <strong>."""
+    parts = html.escape(text).split("**")
+    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def render_html(blocks: list[Block], base: Path) -> str:
+    """Blocks as one self-contained HTML page; figure paths are read relative to `base`."""
+    body: list[str] = []
+    title = "conceptweb report"
+    for b in blocks:
+        if b.kind == "h1":
+            title = str(b.content)
+            body.append(f"<h1>{_inline_md(b.content)}</h1>")
+        elif b.kind == "h2":
+            body.append(f"<h2>{_inline_md(b.content)}</h2>")
+        elif b.kind == "p":
+            body.append(f"<p>{_inline_md(b.content)}</p>")
+        elif b.kind == "list":
+            items = "".join(f"<li>{_inline_md(x)}</li>" for x in b.content)
+            body.append(f"<ul>{items}</ul>")
+        elif b.kind == "table":
+            head, rows = b.content
+            th = "".join(f"<th>{_inline_md(h)}</th>" for h in head)
+            trs = "".join(
+                "<tr>" + "".join(f"<td>{_inline_md(c)}</td>" for c in r) + "</tr>" for r in rows
+            )
+            body.append(f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>")
+        elif b.kind == "figure":
+            rel, caption = b.content
+            path = base / rel
+            if path.is_file():
+                data = base64.b64encode(path.read_bytes()).decode("ascii")
+                src = f"data:image/png;base64,{data}"
+            else:
+                src = html.escape(rel)
+            body.append(
+                f'<figure><img src="{src}" alt="{html.escape(caption)}">'
+                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+            )
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
+        "color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
+        "padding:4px 8px;vertical-align:top;text-align:left}th{background:#f3f3f3}"
+        "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}"
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def write_run_report(
+    run: RunDir | str | Path,
+    summary: dict[str, Any],
+    figures: dict[str, Path] | None = None,
+) -> Path:
+    """Write report.md and report.html into the run directory; returns the path of report.md.
+
+    figures: {figure name: path} as returned by figures.run_figures; if None, the PNGs already in
+    the run's figures/ directory with the standard names are used.
+    """
+    from conceptweb.interfaces.figures import FIGURE_FILES
+
+    run = run if isinstance(run, RunDir) else RunDir.open(run)
+    base = run.path
+    if figures is None:
+        figures = {
+            k: run.figures_dir / f
+            for k, f in FIGURE_FILES.items()
+            if (run.figures_dir / f).is_file()
+        }
+    rel: dict[str, str] = {}
+    for key, p in figures.items():
+        p = Path(p)
+        try:
+            rel[key] = p.resolve().relative_to(base.resolve()).as_posix()
+        except ValueError:
+            rel[key] = p.resolve().as_posix()
+    blocks = build_blocks(summary, run.path.resolve().name, rel)
+    md_path = base / "report.md"
+    atomic_write_text(md_path, render_markdown(blocks))
+    atomic_write_text(base / "report.html", render_html(blocks, base))
+    return md_path
