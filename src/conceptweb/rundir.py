@@ -83,8 +83,9 @@ def atomic_write_table(path: str | Path, table: pd.DataFrame | pa.Table) -> None
 
 
 def atomic_savez(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """Save arrays as a compressed .npz, atomically."""
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    np.savez_compressed(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -312,11 +312,14 @@ class Trainer:
         cfg = self.cfg
         self.world = World.from_arrays(ck)
         self.logits = np.array(ck["logits"], dtype=np.float64)
-        self.ref_log_probs = np.array(ck["ref_log_probs"], dtype=np.float64)
+        # the KL reference is the run's initial policy, kept in the step-0 checkpoint
+        first = run.load_checkpoint(run.checkpoint_steps()[0])
+        self.ref_log_probs = log_softmax(np.array(first["logits"], dtype=np.float64), cfg.model.temperature)
         self.rl_opt = self._new_adam(cfg.grpo.lr)
         self.rl_opt.load_state_dict(ck, "rl_adam")
         self.sft_opt = self._new_adam(cfg.sft.lr)
-        self.sft_opt.load_state_dict(ck, "sft_adam")
+        if "sft_adam_m" in ck:
+            self.sft_opt.load_state_dict(ck, "sft_adam")
         self.heat_opt = None
         if "heat_adam_m" in ck:
             self.heat_opt = self._new_adam(float(ck["heat_lr"]))
@@ -328,7 +331,7 @@ class Trainer:
         self.heat_start = int(ck["heat_start"])
         self.heat_until = int(ck["heat_until"])
         self.heat_problems = np.array(ck["heat_problems"], dtype=np.int64)
-        self.own_paths = np.array(ck["own_paths"], dtype=np.int32)
+        self.own_paths = np.array(ck["own_paths"], dtype=np.int32)  # stored as int16 when N allows
         self.sft_problems = np.array(ck["sft_problems"], dtype=np.int64)
         self._load_records_until(self.step)
 
@@ -607,21 +610,22 @@ class Trainer:
         arrays.update(
             {
                 "logits": self.logits,
-                "ref_log_probs": self.ref_log_probs,
                 "step": np.array(self.step),
                 "rng_state": np.array(json.dumps(self.rng.bit_generator.state)),
                 "n_heats": np.array(self.n_heats),
                 "heat_start": np.array(self.heat_start),
                 "heat_until": np.array(self.heat_until),
                 "heat_problems": self.heat_problems,
-                "own_paths": self.own_paths,
+                "own_paths": self.own_paths.astype(np.int16) if self.world.graph.N < 2**15 else self.own_paths,
                 "sft_problems": self.sft_problems,
                 "temperature": np.array(self.cfg.model.temperature),
             }
         )
         arrays.update(self.rl_opt.state_dict("rl_adam"))
-        arrays.update(self.sft_opt.state_dict("sft_adam"))
-        if self.heat_opt is not None:
+        # optimiser states only while they can still be used (they are most of a checkpoint's size)
+        if self.step < self.cfg.sft.steps:
+            arrays.update(self.sft_opt.state_dict("sft_adam"))
+        if self.heat_opt is not None and self.step < self.heat_until:
             arrays.update(self.heat_opt.state_dict("heat_adam"))
             arrays["heat_lr"] = np.array(self.heat_opt.lr)
         run.save_checkpoint(self.step, arrays)

@@ -74,6 +74,7 @@ class AblationConfig(BaseModel):
     mid: float = Field(0.25, gt=0, lt=1)
     late: float = Field(0.5, gt=0, lt=1)
     best_k: int = Field(8, ge=1, description="k of best@k (pass@k) on the final evaluation")
+    checkpoint_every: int = Field(100, ge=1, description="checkpoint interval of the ablation's runs")
 
     @field_validator("arms")
     @classmethod
@@ -108,6 +109,7 @@ def arm_config(abl: AblationConfig, base: RunConfig, arm: str, seed: int) -> Run
     """The run config of one (arm, seed)."""
     data = config_to_dict(base)
     data["seed"] = seed
+    data["checkpoint"]["every"] = abl.checkpoint_every
     op, when = parse_arm(arm)
     heat = {
         "operator": op if op != "plain" else "sft",

@@ -136,6 +136,7 @@ def plan_phase(suite: SuiteConfig, out: Path) -> list[Job]:
                     f"problems.Q={Q}",
                     f"steps={suite.phase_steps}",
                     f"seed={seed}",
+                    "checkpoint.every=20",
                 ]
                 cfg = resolve_config("sparse", None, sets)
                 path = out / "phase" / f"K{K}_Q{Q}" / f"seed{seed}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -110,7 +111,11 @@ def plot_diversity_around_heating(
             traces.append(mine - base)
         if traces:
             arr = np.array(traces)
-            mean = np.nanmean(arr, axis=0)
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter(
+                    "ignore", RuntimeWarning
+                )  # steps past the end of a run are NaN
+                mean = np.nanmean(arr, axis=0)
             ax.plot(
                 np.arange(-before, after + 1),
                 pd.Series(mean).rolling(5, min_periods=1).mean(),
@@ -121,7 +126,10 @@ def plot_diversity_around_heating(
     ax.set_xlabel("steps since heating started")
     ax.set_ylabel("distinct correct paths per problem\n(arm minus plain, same seed)")
     ax.set_title("diversity around the heating")
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no run heated", transform=ax.transAxes, ha="center")
     return _save(fig, path)
 
 

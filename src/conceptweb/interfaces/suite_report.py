@@ -180,7 +180,7 @@ def plot_phase_diagram(table: pd.DataFrame, path: Path) -> Path:
     )
     Ks = sorted(table["K"].unique())
     Qs = sorted(table["Q"].unique())
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.0 * len(panels), 3.8), layout="constrained")
     for ax, (col, title, cmap, (vmin, vmax)) in zip(axes, panels, strict=True):
         grid = table.pivot(index="Q", columns="K", values=col).reindex(index=Qs, columns=Ks)
         im = ax.imshow(
@@ -205,9 +205,10 @@ def plot_phase_diagram(table: pd.DataFrame, path: Path) -> Path:
         ax.set_xticks(range(len(Ks)), Ks)
         ax.set_yticks(range(len(Qs)), Qs)
         ax.set_xlabel("K (neighbours per node)")
-        ax.set_ylabel("Q (training problems)")
+        if ax is axes[0]:
+            ax.set_ylabel("Q (training problems)")
         ax.set_title(title, fontsize=9)
-        fig.colorbar(im, ax=ax, fraction=0.046)
+        fig.colorbar(im, ax=ax, shrink=0.9)
     fig.suptitle("Phase diagram over graph sparsity K and load Q (fractions over seeds)")
     return _save(fig, path)
 
