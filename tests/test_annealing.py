@@ -209,3 +209,46 @@ def test_auto_annealing_fires_at_most_once_and_resumes_exactly(tmp_path):
     np.testing.assert_array_equal(
         full.load_checkpoint()["logits"], resumed.load_checkpoint()["logits"]
     )
+
+
+def test_detector_on_a_recorded_run(tmp_path):
+    """Replaying a real CoNet run: one decision to heat, at a major peak of the past-only F(t)."""
+    from conceptweb.analysis.detector import trailing_mean
+    from conceptweb.analysis.dynamics import accuracy_matrix
+    from conceptweb.config import resolve_config
+
+    cfg = resolve_config(
+        "tiny",
+        sets=[
+            "seed=1",
+            "model.K=4",
+            "problems.Q=64",
+            "steps=250",
+            "eval.every=0",
+            "checkpoint.every=250",
+        ],
+    )
+    run = train_run(cfg, tmp_path / "r")
+    m = run.read_metrics()
+    acc = accuracy_matrix(run.read_problems()).to_numpy()
+    det = FrustrationDetector()
+    F = trailing_mean(forgetting_counts(acc, det.window), 2 * det.window, full=True)
+    fires = []
+    for s in range(1, len(m) + 1):
+        fire, ev = det.decide(
+            history_of(acc, m["reward_mean"].to_numpy(), m["len_correct_mean"].to_numpy(), s)
+        )
+        if fire:
+            fires.append((s, ev))
+    assert fires, "the run has frustration; the detector must fire"
+    step, ev = fires[0]
+    assert (
+        step == ev["F_peak_step"] + det.patience
+    )  # as soon as the peak has held for `patience` steps
+    assert ev["F_peak"] >= 0.5 * np.nanmax(F)  # a major peak of the run, not a ripple
+    assert ev["F_peak"] == pytest.approx(np.nanmax(F[:step]))  # it saw nothing after `step`
+    quiet = FrustrationDetector(min_forgetting=float(np.nanmax(F)) + 0.01)
+    assert (
+        first_fire(quiet, acc, m["reward_mean"].to_numpy(), m["len_correct_mean"].to_numpy())
+        is None
+    )

@@ -188,7 +188,7 @@ def build_world(config: RunConfig) -> tuple[World, np.ndarray, dict[str, np.ndar
     if config.init_from is not None:
         source = RunDir.open(config.init_from).load_checkpoint(config.init_step)
         world = World.from_arrays(source)
-        world = World(world.graph, world.train, world.heldout, ProblemSet(np.zeros(0), np.zeros(0)))
+        world = World(world.graph, world.train, world.heldout, ProblemSet.empty())
         logits = np.array(source["logits"], dtype=np.float64)
         if logits.shape != (world.graph.N, world.graph.K):
             raise ConceptwebError("init_from checkpoint has logits of the wrong shape")
@@ -203,7 +203,7 @@ def build_world(config: RunConfig) -> tuple[World, np.ndarray, dict[str, np.ndar
             n_starts=config.problems.n_starts,
             min_dist=config.problems.min_dist,
         )
-        world = World(graph, train, heldout, ProblemSet(np.zeros(0), np.zeros(0)))
+        world = World(graph, train, heldout, ProblemSet.empty())
         if m.init == "prior":
             logits = np.random.default_rng([config.seed, 2]).normal(0.0, m.prior_std, (m.N, m.K))
         else:
@@ -291,8 +291,8 @@ class Trainer:
             World(
                 self.world.graph,
                 self.world.train,
-                ProblemSet(np.zeros(0), np.zeros(0)),
-                ProblemSet(np.zeros(0), np.zeros(0)),
+                ProblemSet.empty(),
+                ProblemSet.empty(),
             ),
             cfg.eval.G,
             cfg.model.L,
@@ -314,7 +314,9 @@ class Trainer:
         self.logits = np.array(ck["logits"], dtype=np.float64)
         # the KL reference is the run's initial policy, kept in the step-0 checkpoint
         first = run.load_checkpoint(run.checkpoint_steps()[0])
-        self.ref_log_probs = log_softmax(np.array(first["logits"], dtype=np.float64), cfg.model.temperature)
+        self.ref_log_probs = log_softmax(
+            np.array(first["logits"], dtype=np.float64), cfg.model.temperature
+        )
         self.rl_opt = self._new_adam(cfg.grpo.lr)
         self.rl_opt.load_state_dict(ck, "rl_adam")
         self.sft_opt = self._new_adam(cfg.sft.lr)
@@ -616,7 +618,9 @@ class Trainer:
                 "heat_start": np.array(self.heat_start),
                 "heat_until": np.array(self.heat_until),
                 "heat_problems": self.heat_problems,
-                "own_paths": self.own_paths.astype(np.int16) if self.world.graph.N < 2**15 else self.own_paths,
+                "own_paths": self.own_paths.astype(np.int16)
+                if self.world.graph.N < 2**15
+                else self.own_paths,
                 "sft_problems": self.sft_problems,
                 "temperature": np.array(self.cfg.model.temperature),
             }

@@ -50,11 +50,27 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict
     return out
 
 
+def holm(p_values: np.ndarray) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values (family-wise error control over several comparisons)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for rank, idx in enumerate(order):
+        running = max(running, min(1.0, (ok.size - rank) * p[idx]))
+        out[idx] = running
+    return out
+
+
 def verdict(
-    comparison: dict[str, float], alpha: float = 0.05, higher_is_better: bool = True
+    comparison: dict[str, float],
+    alpha: float = 0.05,
+    higher_is_better: bool = True,
+    p_key: str = "p_t",
 ) -> str:
-    """'helped', 'hurt' or 'no significant difference' from a paired comparison."""
-    p = comparison.get("p_t", math.nan)
+    """'helped', 'hurt' or 'no significant difference' from a paired comparison (p-value `p_key`)."""
+    p = comparison.get(p_key, math.nan)
     diff = comparison.get("mean_diff", math.nan)
     if not np.isfinite(p) or not np.isfinite(diff) or p >= alpha or diff == 0:
         return "no significant difference"

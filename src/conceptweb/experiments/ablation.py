@@ -15,10 +15,11 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from conceptweb.analysis.stats import mean_ci, paired_comparison, verdict
+from conceptweb.analysis.stats import holm, mean_ci, paired_comparison, verdict
 from conceptweb.config import (
     RunConfig,
     config_to_dict,
@@ -74,7 +75,9 @@ class AblationConfig(BaseModel):
     mid: float = Field(0.25, gt=0, lt=1)
     late: float = Field(0.5, gt=0, lt=1)
     best_k: int = Field(8, ge=1, description="k of best@k (pass@k) on the final evaluation")
-    checkpoint_every: int = Field(100, ge=1, description="checkpoint interval of the ablation's runs")
+    checkpoint_every: int = Field(
+        100, ge=1, description="checkpoint interval of the ablation's runs"
+    )
 
     @field_validator("arms")
     @classmethod
@@ -145,7 +148,11 @@ def run_metrics(run: RunDir, best_k: int) -> dict[str, Any]:
     web = concept_web(ck["logits"], ck["neighbors"], tau=0.5, temperature=float(ck["temperature"]))
     topo = web_topology(web)
     heat_rows = metrics[metrics["n_heat_problems"] > 0]
-    fired = metrics[metrics["det_fire"].fillna(False).astype(bool)] if "det_fire" in metrics else metrics.iloc[:0]
+    fired = (
+        metrics[metrics["det_fire"].fillna(False).astype(bool)]
+        if "det_fire" in metrics
+        else metrics.iloc[:0]
+    )
     return {
         "final_acc": float(train["accuracy"].mean()),
         "final_best_at_k": float(pass_at_k(train["G"], train["n_correct"], best_k).mean()),
@@ -265,27 +272,55 @@ class Ablation:
         res = self.read_results()
         if reference not in set(res.get("arm", [])):
             raise ConceptwebError(f"the ablation has no {reference!r} arm to compare against")
-        return compare_arms(res, reference)
+        return compare_arms(res, reference, self.cfg.arms)
 
 
-def compare_arms(results: pd.DataFrame, reference: str = "plain") -> pd.DataFrame:
-    """One row per (arm, metric): arm mean with CI, paired difference to `reference`, tests, verdict."""
+def compare_arms(
+    results: pd.DataFrame, reference: str = "plain", order: list[str] | None = None
+) -> pd.DataFrame:
+    """One row per (arm, metric): arm mean with CI, paired difference to `reference`, tests, verdict.
+
+    The verdict uses the paired t-test's p-value after Holm's correction over the arms compared
+    (diff_p_holm), since every arm is tested against the same reference; diff_p_t is uncorrected.
+    """
     ref = results[results["arm"] == reference].set_index("seed")
+    arms = [reference, *[a for a in (order or dict.fromkeys(results["arm"])) if a != reference]]
+    arms = [a for a in arms if a in set(results["arm"])]
     rows = []
-    for arm in dict.fromkeys(results["arm"]):
-        cur = results[results["arm"] == arm].set_index("seed")
-        seeds = ref.index.intersection(cur.index)
-        for metric, higher in METRICS.items():
+    for metric, higher in METRICS.items():
+        block = []
+        for arm in arms:
+            cur = results[results["arm"] == arm].set_index("seed")
             m, lo, hi = mean_ci(cur[metric].to_numpy())
-            row = {"arm": arm, "metric": metric, "mean": m, "ci_low": lo, "ci_high": hi}
+            row: dict[str, Any] = {
+                "arm": arm,
+                "metric": metric,
+                "mean": m,
+                "ci_low": lo,
+                "ci_high": hi,
+            }
             if arm != reference:
+                seeds = ref.index.intersection(cur.index)
                 comp = paired_comparison(
                     cur.loc[seeds, metric].to_numpy(), ref.loc[seeds, metric].to_numpy()
                 )
                 row.update({f"diff_{k}" if k != "n" else "n_pairs": v for k, v in comp.items()})
-                row["verdict"] = verdict(comp, higher_is_better=higher)
-            rows.append(row)
-    return pd.DataFrame(rows)
+            block.append(row)
+        others = [r for r in block if r["arm"] != reference]
+        adjusted = holm(np.array([r["diff_p_t"] for r in others]))
+        for r, p in zip(others, adjusted, strict=True):
+            r["diff_p_holm"] = float(p)
+            r["verdict"] = verdict(
+                r | {"p_holm": p, "mean_diff": r["diff_mean_diff"]},
+                higher_is_better=higher,
+                p_key="p_holm",
+            )
+        rows += block
+    order_index = {a: i for i, a in enumerate(arms)}
+    out = pd.DataFrame(rows)
+    return out.sort_values(["arm"], key=lambda c: c.map(order_index), kind="stable").reset_index(
+        drop=True
+    )
 
 
 def ablation_config_from_options(

@@ -278,22 +278,26 @@ class Suite:
         return plans
 
     def ablation(self, preset: str) -> Ablation:
+        # only the overrides that differ from the preset, so that a standalone
+        # `conceptweb ablate --preset P` of the same size is the same ablation (and can be reused)
+        base = resolve_config(preset)
+        sets = [f"model.N={self.cfg.N}"] if base.model.N != self.cfg.N else []
+        sets += [f"steps={self.cfg.steps}"] if base.steps != self.cfg.steps else []
         cfg = AblationConfig(
             preset=preset,
-            sets=[f"model.N={self.cfg.N}", f"steps={self.cfg.steps}"],
+            sets=sets,
             seeds=self.cfg.ablation_seeds,
             arms=self.cfg.ablation_arms,
         )
         return Ablation.open_or_create(self.out / "ablation" / preset, cfg)
 
-    def n_runs(self) -> int:
+    def n_runs(self, pending_only: bool = False) -> int:
+        """Runs of the suite; with pending_only, ablation runs already done are not counted."""
         n = sum(len(v) for v in self.all_jobs().values())
         if "ablation" in self.cfg.sections:
-            n += (
-                len(self.cfg.ablation_presets)
-                * self.cfg.ablation_seeds
-                * len(self.cfg.ablation_arms)
-            )
+            per = self.cfg.ablation_seeds * len(self.cfg.ablation_arms)
+            for preset in self.cfg.ablation_presets:
+                n += len(self.ablation(preset).pending()) if pending_only else per
         return n
 
     def run(
@@ -532,7 +536,8 @@ def evaluate_claims(
             Claim(
                 f"annealing_{preset}",
                 f"Annealed-RLVR (SFT heating at the detected state) beats plain RLVR ({preset})",
-                "paired difference in final train accuracy > 0 at the 5% level (paired t-test)",
+                "paired difference in final train accuracy > 0 at the 5% level (paired t-test, Holm-corrected "
+                "over the ablation's arms)",
                 info.get("measured", "n/a"),
                 mapped if verdict != "not measured" else verdict,
                 int(verdict == "helped"),

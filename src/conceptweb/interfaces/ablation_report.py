@@ -79,6 +79,13 @@ def plot_learning_curves(abl: Ablation, curves: pd.DataFrame, path: Path) -> Pat
         if zoom:
             top = curves["step"].max()
             ax.set_xlim(top * 0.5, top)
+            late = (
+                curves[curves["step"] >= top * 0.5].groupby(["arm", "step"])["reward_mean"].mean()
+            )
+            if len(late):
+                lo, hi = float(late.min()), float(late.max())
+                pad = 0.1 * (hi - lo) + 1e-3
+                ax.set_ylim(lo - pad, hi + pad)
             ax.set_title("second half (zoom)")
         else:
             ax.set_title("learning curves; dotted: median heating step")
@@ -139,7 +146,14 @@ def plot_paired_differences(
     metrics: tuple[str, ...] = ("final_acc", "heldout_acc", "auc_reward"),
 ) -> Path:
     """Bar chart: mean paired difference to plain with 95% CI, one panel per metric."""
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.3 * len(metrics), 4.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(metrics),
+        figsize=(4.3 * len(metrics) + 1.5, 4.2),
+        squeeze=False,
+        sharey=True,
+        layout="constrained",
+    )
     for ax, metric in zip(axes[0], metrics, strict=True):
         sub = comparisons[(comparisons["metric"] == metric) & comparisons["diff_mean_diff"].notna()]
         y = np.arange(len(sub))
@@ -151,6 +165,7 @@ def plot_paired_differences(
         ]
         ax.barh(y, d, xerr=np.nan_to_num(err), color=colors, alpha=0.8, capsize=3)
         ax.set_yticks(y, sub["arm"])
+        ax.tick_params(axis="x", labelsize=8)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_title(METRIC_LABELS.get(metric, metric), fontsize=9)
         ax.set_xlabel("arm - plain (paired, 95% CI)")
@@ -175,7 +190,8 @@ def ablation_markdown(abl: Ablation, comparisons: pd.DataFrame, title: str | Non
         f"L={base.model.L}, {base.steps} steps), {cfg.seeds} paired seeds per arm, heating for "
         f"{cfg.heat_steps} steps on problems under accuracy {cfg.threshold}. Every arm spends the same "
         "number of update steps. Differences are arm minus plain on the same seed, with 95% t-intervals; "
-        "p_t is the paired t-test, p_w the Wilcoxon signed-rank test.",
+        "p_t is the paired t-test, p_w the Wilcoxon signed-rank test, p_holm the t-test's p-value after "
+        "Holm's correction over the arms compared with plain. Verdicts use p_holm < 0.05.",
         "",
     ]
     heat = res[res["heat_step"] >= 0].groupby("arm")["heat_step"]
@@ -193,14 +209,17 @@ def ablation_markdown(abl: Ablation, comparisons: pd.DataFrame, title: str | Non
         lines.append(
             f"- **{r['arm']}**{when}: {r['verdict']} — final accuracy {_fmt(r['diff_mean_diff'], '+.4f')} "
             f"[{_fmt(r['diff_ci_low'], '+.4f')}, {_fmt(r['diff_ci_high'], '+.4f')}] vs plain "
-            f"(p_t={_fmt(r['diff_p_t'], '.3g')}, p_w={_fmt(r['diff_p_wilcoxon'], '.3g')})."
+            f"(p_t={_fmt(r['diff_p_t'], '.3g')}, p_holm={_fmt(r['diff_p_holm'], '.3g')}, "
+            f"p_w={_fmt(r['diff_p_wilcoxon'], '.3g')})."
         )
     lines.append("")
     for metric in METRICS:
         sub = comparisons[comparisons["metric"] == metric]
         lines += [f"## {METRIC_LABELS.get(metric, metric)} (`{metric}`)", ""]
-        lines.append("| arm | mean [95% CI] | diff vs plain [95% CI] | p_t | p_w | verdict |")
-        lines.append("|---|---|---|---|---|---|")
+        lines.append(
+            "| arm | mean [95% CI] | diff vs plain [95% CI] | p_t | p_holm | p_w | verdict |"
+        )
+        lines.append("|---|---|---|---|---|---|---|")
         for _, r in sub.iterrows():
             mean = f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
             if isinstance(r.get("verdict"), str):
@@ -210,10 +229,10 @@ def ablation_markdown(abl: Ablation, comparisons: pd.DataFrame, title: str | Non
                 )
                 lines.append(
                     f"| {r['arm']} | {mean} | {diff} | {_fmt(r['diff_p_t'], '.3g')} | "
-                    f"{_fmt(r['diff_p_wilcoxon'], '.3g')} | {r['verdict']} |"
+                    f"{_fmt(r['diff_p_holm'], '.3g')} | {_fmt(r['diff_p_wilcoxon'], '.3g')} | {r['verdict']} |"
                 )
             else:
-                lines.append(f"| {r['arm']} | {mean} | (reference) | | | |")
+                lines.append(f"| {r['arm']} | {mean} | (reference) | | | | |")
         lines.append("")
     return "\n".join(lines)
 

@@ -20,6 +20,10 @@ def register(app: typer.Typer) -> None:
         config: ConfigOpt = None,
         set_: SetOpt = None,
         seeds: Annotated[int | None, typer.Option(help="paired seeds per arm (default 16)")] = None,
+        first_seed: Annotated[
+            int | None,
+            typer.Option(help="first seed (default 0); fresh seeds for a confirmatory ablation"),
+        ] = None,
         arms: Annotated[
             str | None,
             typer.Option(
@@ -56,6 +60,7 @@ def register(app: typer.Typer) -> None:
                 str(config) if config else None,
                 set_ or [],
                 seeds=seeds,
+                first_seed=first_seed,
                 arms=[a.strip() for a in arms.split(",")] if arms else None,
                 heat_steps=heat_steps,
                 threshold=threshold,
@@ -122,7 +127,7 @@ def register(app: typer.Typer) -> None:
             console.print(
                 f"reproduction suite ({'quick' if quick else 'full'}): {suite.n_runs()} runs into {out}"
             )
-        with task_progress(suite.n_runs(), "runs", enabled=not quiet) as advance:
+        with task_progress(suite.n_runs(pending_only=True), "runs", enabled=not quiet) as advance:
             suite.run(workers=workers, on_done=lambda note: advance(1, note))
         _run_reports(suite, quiet)
         report = write_suite_report(suite)
@@ -172,7 +177,7 @@ def register(app: typer.Typer) -> None:
         comp = abl.comparisons()  # type: ignore[attr-defined]
         fa = comp[(comp["metric"] == "final_acc")]
         table = Table(title="final train accuracy: arm vs plain (paired, 95% CI)")
-        for col in ("arm", "mean", "diff", "95% CI", "p (t)", "verdict"):
+        for col in ("arm", "mean", "diff", "95% CI", "p (t)", "p (Holm)", "verdict"):
             table.add_column(col)
         for _, r in fa.iterrows():
             if isinstance(r.get("verdict"), str):
@@ -182,8 +187,9 @@ def register(app: typer.Typer) -> None:
                     f"{r['diff_mean_diff']:+.4f}",
                     f"[{r['diff_ci_low']:+.4f}, {r['diff_ci_high']:+.4f}]",
                     f"{r['diff_p_t']:.3g}",
-                    r["verdict"],
+                    f"{r['diff_p_holm']:.3g}",
+                    {"no significant difference": "n.s."}.get(r["verdict"], r["verdict"]),
                 )
             else:
-                table.add_row(r["arm"], f"{r['mean']:.4f}", "reference", "", "", "")
+                table.add_row(r["arm"], f"{r['mean']:.4f}", "reference", "", "", "", "")
         console.print(table)

@@ -264,15 +264,15 @@ def _ablation_summary(suite: Suite) -> tuple[dict[str, dict[str, Any]], list[str
         )
         lines.append("")
         lines.append(
-            "| arm | heated runs | final accuracy vs plain [95% CI] | p (paired t) | verdict |"
+            "| arm | heated runs | final accuracy vs plain [95% CI] | p (paired t) | p (Holm) | verdict |"
         )
-        lines.append("|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|")
         for _, r in fa.iterrows():
             heated = int((res[res["arm"] == r["arm"]]["heat_step"] >= 0).sum())
             lines.append(
                 f"| {r['arm']} | {heated}/{abl.cfg.seeds} | {_fmt(r['diff_mean_diff'], '+.4f')} "
                 f"[{_fmt(r['diff_ci_low'], '+.4f')}, {_fmt(r['diff_ci_high'], '+.4f')}] | "
-                f"{_fmt(r['diff_p_t'], '.3g')} | {r['verdict']} |"
+                f"{_fmt(r['diff_p_t'], '.3g')} | {_fmt(r['diff_p_holm'], '.3g')} | {r['verdict']} |"
             )
             if r["arm"] == "sft@auto":
                 verdicts[preset] = {
@@ -280,7 +280,8 @@ def _ablation_summary(suite: Suite) -> tuple[dict[str, dict[str, Any]], list[str
                     "n": int(r["n_pairs"]),
                     "measured": f"final accuracy {_fmt(r['diff_mean_diff'], '+.4f')} "
                     f"[{_fmt(r['diff_ci_low'], '+.4f')}, {_fmt(r['diff_ci_high'], '+.4f')}] vs plain over "
-                    f"{int(r['n_pairs'])} paired seeds (p={_fmt(r['diff_p_t'], '.3g')}); heated in "
+                    f"{int(r['n_pairs'])} paired seeds (p={_fmt(r['diff_p_t'], '.3g')}, Holm-corrected "
+                    f"{_fmt(r['diff_p_holm'], '.3g')}); heated in "
                     f"{heated}/{abl.cfg.seeds} runs",
                 }
         lines.append("")
@@ -401,7 +402,7 @@ def suite_markdown(suite: Suite) -> str:
         ]
         for _, r in table.iterrows():
             lines.append(
-                f"| {r['K']} | {r['Q']} | {r['n_seeds']} | {_fmt(r['final_reward'])} "
+                f"| {int(r['K'])} | {int(r['Q'])} | {int(r['n_seeds'])} | {_fmt(r['final_reward'])} "
                 f"[{_fmt(r['final_reward_lo'])}, {_fmt(r['final_reward_hi'])}] | {_fmt(r['frac_two_stage'], '.2f')} "
                 f"| {_fmt(r['frac_v'], '.2f')} | {_fmt(r['frac_plateau'], '.2f')} "
                 f"| {_fmt(r['final_avg_degree'], '.2f')} |"

@@ -27,6 +27,10 @@ class ProblemSet:
         object.__setattr__(self, "sources", s)
         object.__setattr__(self, "targets", t)
 
+    @classmethod
+    def empty(cls) -> ProblemSet:
+        return cls(np.zeros(0, np.int32), np.zeros(0, np.int32))
+
     def __len__(self) -> int:
         return int(self.sources.size)
 
@@ -53,7 +57,7 @@ def _sample_pairs(
 ) -> ProblemSet:
     """Sample n distinct ordered pairs (s, t), reachable with distance >= min_dist, not in exclude."""
     if n == 0:
-        return ProblemSet(np.zeros(0, np.int32), np.zeros(0, np.int32))
+        return ProblemSet.empty()
     candidates_s = np.arange(graph.N) if starts is None else np.asarray(starts)
     dist = graph.distances(candidates_s)
     rows, cols = np.nonzero(np.isfinite(dist) & (dist >= min_dist))
