@@ -43,6 +43,13 @@ def test_file_then_set_precedence(tmp_path):
     assert resolve_config(config_file=t).model.K == 6
 
 
+def test_yaml_off_means_off(tmp_path):
+    assert resolve_config("sparse", sets=["anneal.mode=off"]).anneal.mode == "off"
+    f = tmp_path / "c.yaml"
+    f.write_text("anneal:\n  mode: off\n")
+    assert resolve_config(config_file=f).anneal.mode == "off"
+
+
 def test_resolved_config_round_trips():
     cfg = resolve_config("paper", sets=["seed=7"])
     assert RunConfig.model_validate(config_to_dict(cfg)) == cfg

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from conceptweb.errors import ConceptwebError
 
@@ -180,6 +180,11 @@ class AnnealConfig(_Strict):
     at_step: int | None = Field(None, ge=0, description="heating step for mode 'at'")
     heat: HeatConfig = Field(default_factory=HeatConfig)
     detector: DetectorConfig = Field(default_factory=DetectorConfig)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _off_is_not_false(cls, value: object) -> object:
+        return "off" if value is False else value  # YAML reads a bare `off` as false
 
     @model_validator(mode="after")
     def _at_needs_step(self) -> AnnealConfig:

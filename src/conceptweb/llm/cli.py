@@ -1,11 +1,15 @@
-"""CLI commands of the LLM side: `conceptweb llm train` and `conceptweb llm eval`."""
+"""CLI commands of the LLM side: `conceptweb llm train`, `eval`, `datasets` and `conet-demo`."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 llm_app = typer.Typer(
-    help="RLVR diagnostics and Annealed-RLVR for real language models (needs conceptweb[llm]).",
+    help="RLVR diagnostics and Annealed-RLVR for real language models on TRL "
+    "(needs conceptweb\\[llm]: pip install torch==2.13.0 'conceptweb\\[llm]').",
     no_args_is_help=True,
 )
 
@@ -13,3 +17,200 @@ llm_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     """Add the `llm` command group to the main app."""
     app.add_typer(llm_app, name="llm")
+
+
+# Imported after `register` exists: conceptweb.interfaces.cli imports this module to register it.
+from conceptweb.errors import ConceptwebError  # noqa: E402
+from conceptweb.interfaces.cli import user_errors  # noqa: E402
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", "-s", help="override a config value, e.g. --set grpo.learning_rate=1e-6"),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
+
+
+def _echo(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def parse_llm_anneal(value: str | None) -> dict[str, Any]:
+    """--anneal off | auto | at:STEP into config overrides."""
+    if value is None:
+        return {}
+    if value in ("off", "auto"):
+        return {"anneal": {"mode": value}}
+    kind, _, arg = value.partition(":")
+    if kind == "at" and arg.isdigit() and int(arg) >= 1:
+        return {"anneal": {"mode": "at", "at_step": int(arg)}}
+    raise ConceptwebError(f"--anneal must be off, auto or at:STEP, got {value!r}")
+
+
+@llm_app.command()
+@user_errors
+def train(
+    out: Annotated[Path, typer.Option("--out", "-o", help="run directory to write")],
+    config: Annotated[
+        Path | None, typer.Option("--config", "-c", help="YAML/TOML/JSON LLM run config")
+    ] = None,
+    set_: SetOpt = None,
+    steps: Annotated[int | None, typer.Option(help="total steps (GRPO + heating)")] = None,
+    anneal: Annotated[
+        str | None, typer.Option(help="Annealed-RLVR: off, auto (detector) or at:STEP")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")
+    ] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """RLVR (GRPO on TRL) with the dynamics monitor, and Annealed-RLVR; records into --out."""
+    from conceptweb.llm import require_llm
+
+    require_llm()
+    from conceptweb.config import deep_merge
+    from conceptweb.interfaces.progress import training_progress
+    from conceptweb.llm.config import resolve_llm_config
+    from conceptweb.llm.train import Orchestrator, prepare_run
+
+    if resume:
+        if config or set_ or steps is not None or anneal:
+            raise ConceptwebError("--resume continues the saved config; give only --out")
+        cfg = None
+    else:
+        if config is None:
+            raise ConceptwebError("give --config (e.g. configs/tiny-cpu.yaml), or --resume")
+        extra = parse_llm_anneal(anneal)
+        if steps is not None:
+            extra = deep_merge(extra, {"steps": steps})
+        cfg = resolve_llm_config(config, set_ or [], extra)
+    setup, run = prepare_run(cfg, out, resume)
+    _echo(setup.data.report())
+    start = int(run.read_meta().get("last_step", 0)) if resume else 0
+    with training_progress(
+        setup.cfg.steps, start, str(out), setup.n_problems, enabled=not quiet
+    ) as update:
+        Orchestrator(setup, run, on_step=update, echo=_echo).run(resume=resume)
+    _echo(
+        f"run written to {out} (model in {out}/final); analyse it with `conceptweb analyze {out}`"
+    )
+
+
+@llm_app.command("eval")
+@user_errors
+def eval_(
+    model: Annotated[str, typer.Option("--model", "-m", help="model directory or hub name")],
+    run: Annotated[
+        Path | None,
+        typer.Option(
+            help="run directory: its config gives the prompt format, task and ID problems"
+        ),
+    ] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="LLM run config")] = None,
+    datasets: Annotated[
+        str | None,
+        typer.Option(
+            help="comma-separated: train (ID sample), math500, minerva, aime24, aime25, x.jsonl"
+        ),
+    ] = None,
+    k: Annotated[int | None, typer.Option(help="samples per problem")] = None,
+    id_problems: Annotated[
+        int | None, typer.Option("--id-problems", help="size of the fixed ID sample")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="write OUT.json and OUT.md")
+    ] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Evaluate a model: ID best@k/mean@k on training problems, OOD on named benchmarks."""
+    from conceptweb.llm import require_llm
+
+    require_llm()
+    from conceptweb.config import deep_merge, load_config_file, parse_set
+    from conceptweb.llm.config import validate_llm_config
+    from conceptweb.llm.evaluate import evaluate_model, results_table, write_results
+    from conceptweb.llm.rewards import make_task
+    from conceptweb.rundir import RunDir
+
+    if run is not None and config is not None:
+        raise ConceptwebError("give --run or --config, not both")
+    data: dict[str, Any] = {}
+    if run is not None:
+        data = RunDir.open(run).read_config()
+    elif config is not None:
+        data = load_config_file(config)
+    data = deep_merge(data, {"model": {"name_or_path": model, "scratch": None}})
+    if id_problems is not None:
+        data = deep_merge(data, {"eval": {"id_problems": id_problems}})
+    for item in set_ or []:
+        data = deep_merge(data, parse_set(item))
+    cfg = validate_llm_config(data)
+    task = make_task(cfg.task.kind, cfg.task.graph, cfg.task.max_walk)
+    names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else None
+    train_data = None
+    if (names is None or "train" in names) and (run is not None or config is not None):
+        from conceptweb.llm.data import load_problems
+
+        d = cfg.data
+        train_data = load_problems(
+            d.train,
+            check_answer=task.check_answer,
+            question_field=d.question_field,
+            answer_field=d.answer_field,
+            solution_field=d.solution_field,
+            max_problems=d.max_problems,
+            seed=cfg.seed,
+            required_fields=task.required_fields,
+        )
+    elif names is not None and "train" in names:
+        raise ConceptwebError("the ID set 'train' needs --run or --config (the training data)")
+    results = evaluate_model(model, cfg, train_data, task, datasets=names, k=k, echo=_echo)
+    typer.echo(results_table(results))
+    if out is not None:
+        js, md = write_results(results, out)
+        _echo(f"results written to {js} and {md}")
+
+
+@llm_app.command("datasets")
+def list_datasets() -> None:
+    """The datasets known by name, where they come from and which fields are used."""
+    from conceptweb.llm.data import DATASETS, SYNTHETIC
+
+    lines = [
+        "| name | hub id | split | question | answer | solution | note |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, s in DATASETS.items():
+        answer = s.answer or "last \\boxed{} of solution"
+        lines.append(
+            f"| {name} | {s.hub} | {s.split} | {s.question} | {answer} | {s.solution} | {s.note} |"
+        )
+    for name, note in SYNTHETIC.items():
+        lines.append(f"| {name} | (local) | - | problem | answer | solution | {note} |")
+    typer.echo("\n".join(lines))
+
+
+@llm_app.command("conet-demo")
+@user_errors
+def conet_demo(
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="directory for runs, figures, report.md")
+    ],
+    quick: Annotated[bool, typer.Option("--quick", help="a few minutes on 2 CPU cores")] = False,
+    seeds: Annotated[int | None, typer.Option(help="number of seeds")] = None,
+    steps: Annotated[int | None, typer.Option(help="RL steps per run")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """A small transformer and tabular CoNet on the same graph and problems: do the two-stage
+    curve, the V and frustration-induced forgetting appear in the transformer too?"""
+    from conceptweb.llm import require_llm
+
+    require_llm()
+    from conceptweb.llm.conet_demo import DemoConfig, run_demo
+
+    cfg = DemoConfig.preset(quick=quick, seeds=seeds, steps=steps, sets=set_ or [])
+    command = f"conceptweb llm conet-demo --out {out}" + (" --quick" if quick else "")
+    command += f" --seeds {seeds}" if seeds is not None else ""
+    command += f" --steps {steps}" if steps is not None else ""
+    command += "".join(f" --set {item}" for item in set_ or [])
+    report = run_demo(cfg, out, echo=_echo, command=command)
+    _echo(f"report written to {report}")

@@ -1,0 +1,168 @@
+"""Heating: SFT (TRL's SFTTrainer) on the hard problems, and the checkpoint GRPO resumes from."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Any
+
+from conceptweb.llm.config import LLMRunConfig
+from conceptweb.llm.data import Problem, format_prompt
+from conceptweb.llm.generate import sample
+from conceptweb.llm.monitor import Completion, RecordBook
+from conceptweb.llm.rewards import Task
+from conceptweb.llm.runtime import quiet_trainer
+
+try:
+    from transformers import TrainerCallback
+except ImportError:  # pragma: no cover
+    TrainerCallback = object  # type: ignore[assignment,misc]
+
+WEIGHT_PREFIXES = ("model.", "model-", "pytorch_model", "adapter_")
+MODEL_CONFIGS = ("config.json", "generation_config.json")
+
+
+def sft_rows(problems: list[Problem], cfg: LLMRunConfig) -> list[dict[str, Any]]:
+    """Prompt-completion rows (the GRPO prompt, the reference solution) for SFTTrainer."""
+    d = cfg.data
+    rows = []
+    for p in problems:
+        assert p.solution is not None
+        prompt = format_prompt(p.question, d.prompt_template, d.chat, d.system_prompt)
+        if d.chat:
+            completion: Any = [{"role": "assistant", "content": p.solution}]
+        else:
+            completion = p.solution if p.solution[:1].isspace() else " " + p.solution
+        rows.append({"prompt": prompt, "completion": completion})
+    return rows
+
+
+class SFTRecorder(TrainerCallback):  # type: ignore[misc,valid-type]
+    """Writes one 'sft' metrics row per heating step."""
+
+    def __init__(self, book: RecordBook, first_step: int, n_problems: int) -> None:
+        self.book = book
+        self.first_step = first_step
+        self.n_problems = n_problems
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any
+    ) -> None:
+        if not logs or "loss" not in logs or "train_runtime" in logs:
+            return
+        self.book.add_sft_step(
+            self.first_step + int(state.global_step) - 1,
+            self.n_problems,
+            loss=float(logs["loss"]),
+            grad_norm=float(logs.get("grad_norm", math.nan)),
+            learning_rate=float(logs.get("learning_rate", math.nan)),
+            sft_token_accuracy=float(logs.get("mean_token_accuracy", math.nan)),
+        )
+
+
+def run_sft(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    *,
+    steps: int,
+    learning_rate: float,
+    batch_size: int,
+    max_length: int | None,
+    output_dir: Path,
+    seed: int,
+    bf16: bool,
+    callbacks: list[Any] | None = None,
+    gradient_checkpointing: bool = False,
+    lr_scheduler_type: str = "constant",
+) -> Any:
+    """SFT with TRL's SFTTrainer on prompt-completion rows (loss on the completion only)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        output_dir=str(output_dir),
+        max_steps=steps,
+        per_device_train_batch_size=batch_size,
+        learning_rate=learning_rate,
+        lr_scheduler_type=lr_scheduler_type,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        bf16=bf16,
+        gradient_checkpointing=gradient_checkpointing,
+        max_length=max_length,
+        completion_only_loss=True,
+        disable_tqdm=True,
+    )
+    trainer = quiet_trainer(
+        SFTTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=tokenizer,
+            callbacks=callbacks or [],
+        )
+    )
+    trainer.train()
+    return trainer
+
+
+def probe(
+    model: Any,
+    tokenizer: Any,
+    problems: list[Problem],
+    task: Task,
+    cfg: LLMRunConfig,
+    seed: int,
+) -> list[Completion]:
+    """num_generations samples of each problem with the GRPO sampling settings, scored."""
+    d, g = cfg.data, cfg.grpo
+    prompts = [
+        format_prompt(p.question, d.prompt_template, d.chat, d.system_prompt) for p in problems
+    ]
+    groups = sample(
+        model,
+        tokenizer,
+        prompts,
+        g.num_generations,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        max_new_tokens=g.max_completion_length,
+        batch_size=max(1, g.per_device_batch_size // g.num_generations) or 1,
+        seed=seed,
+    )
+    out = []
+    for p, group in zip(problems, groups, strict=True):
+        row = {"answer": p.answer, **p.extra}
+        for s in group:
+            score = task.score(s.text, row)
+            length = score.length if score.length is not None else s.n_tokens
+            key = score.key if score.key is not None else " ".join(s.text.split())
+            out.append(Completion(p.id, score.reward, score.correct, length, key))
+    return out
+
+
+def heated_checkpoint(model: Any, tokenizer: Any, source: Path, dest: Path) -> Path:
+    """TRL checkpoint `source` with its weights replaced by `model`'s (optimizer etc. kept).
+
+    GRPO stops at the heating step and TRL saves checkpoint-g (weights, optimizer, scheduler, RNG,
+    trainer state). Heating loads those weights and runs SFT with a fresh AdamW (its own learning
+    rate, constant schedule), as CoNet's heating does. The heated weights are then written next to
+    copies of checkpoint-g's optimizer, scheduler, RNG and trainer state; GRPO resumes from that
+    directory through TRL's own resume_from_checkpoint, so it continues at TRL step g with the
+    heated weights, the Adam moments and learning-rate schedule it had before heating, and the same
+    data order. (The Adam moments describe the pre-heating weights; SFT moves them little in a few
+    steps. Set `anneal.heat` options or resume without optimizer state if that matters to you.)
+    """
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for f in source.iterdir():
+        if f.is_file() and f.name not in MODEL_CONFIGS and not f.name.startswith(WEIGHT_PREFIXES):
+            shutil.copy2(f, dest / f.name)
+    model.save_pretrained(dest)
+    tokenizer.save_pretrained(dest)
+    return dest

@@ -1,0 +1,459 @@
+"""The dynamics monitor: per-step and per-problem records of a TRL GRPO run, in CoNet's format."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conceptweb.algorithms.heating import Trigger, select_hard_problems
+from conceptweb.llm.rewards import Score, Task
+from conceptweb.rundir import RunDir
+
+try:  # the callback base class; the pure record-keeping below works without it
+    from transformers import TrainerCallback
+except ImportError:  # pragma: no cover - conceptweb.llm is only imported with the extra
+    TrainerCallback = object  # type: ignore[assignment,misc]
+
+SOLVED = 0.5
+METRIC_COLUMNS = [
+    "step",
+    "phase",
+    "reward_mean",
+    "len_correct_mean",
+    "len_mean",
+    "entropy_mean",
+    "n_solved",
+    "n_sampled",
+    "n_completions",
+    "n_distinct_correct_mean",
+    "path_entropy_mean",
+    "trl_reward",
+    "loss",
+    "grad_norm",
+    "learning_rate",
+    "n_heat_problems",
+    "time_s",
+]
+PROBLEM_COLUMNS = [
+    "step",
+    "problem",
+    "split",
+    "phase",
+    "accuracy",
+    "n",
+    "n_correct",
+    "len_correct_mean",
+    "len_mean",
+    "n_distinct_correct",
+    "path_entropy",
+]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One scored completion of one problem."""
+
+    problem: int
+    reward: float
+    correct: bool
+    length: int
+    key: str
+
+
+def completion_text(completion: Any) -> str:
+    """The text of a completion: a string, or the content of a chat completion's messages."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        return "".join(str(m.get("content", "")) for m in completion if isinstance(m, dict))
+    return str(completion)
+
+
+def summarize_problems(completions: list[Completion]) -> pd.DataFrame:
+    """Per-problem accuracy, lengths and diversity of the correct completions."""
+    by_problem: dict[int, list[Completion]] = {}
+    for c in completions:
+        by_problem.setdefault(c.problem, []).append(c)
+    rows = []
+    for q in sorted(by_problem):
+        cs = by_problem[q]
+        ok = [c for c in cs if c.correct]
+        counts = np.array(list(Counter(c.key for c in ok).values()), dtype=np.float64)
+        if ok:
+            p = counts / counts.sum()
+            path_entropy = float(-(p * np.log(p)).sum()) + 0.0
+        else:
+            path_entropy = math.nan
+        rows.append(
+            {
+                "problem": q,
+                "accuracy": len(ok) / len(cs),
+                "n": len(cs),
+                "n_correct": len(ok),
+                "len_correct_mean": float(np.mean([c.length for c in ok])) if ok else math.nan,
+                "len_mean": float(np.mean([c.length for c in cs])),
+                "n_distinct_correct": len(counts),
+                "path_entropy": path_entropy,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def step_metrics(completions: list[Completion], per_problem: pd.DataFrame) -> dict[str, Any]:
+    """The metrics row of one step (pooled over its completions, as CoNet pools its rollouts)."""
+    rewards = np.array([c.reward for c in completions], dtype=np.float64)
+    lengths = np.array([c.length for c in completions], dtype=np.float64)
+    ok = np.array([c.correct for c in completions], dtype=bool)
+    has_ok = per_problem["n_correct"] > 0 if len(per_problem) else []
+    return {
+        "reward_mean": float(np.nanmean(rewards)) if rewards.size else math.nan,
+        "len_correct_mean": float(lengths[ok].mean()) if ok.any() else math.nan,
+        "len_mean": float(lengths.mean()) if lengths.size else math.nan,
+        "n_solved": int((per_problem["accuracy"] >= SOLVED).sum()) if len(per_problem) else 0,
+        "n_sampled": len(per_problem),
+        "n_completions": len(completions),
+        "n_distinct_correct_mean": float(per_problem["n_distinct_correct"].mean())
+        if len(per_problem)
+        else math.nan,
+        "path_entropy_mean": float(per_problem.loc[has_ok, "path_entropy"].mean())
+        if ok.any()
+        else math.nan,
+    }
+
+
+@dataclass
+class LLMHistory:
+    """What a trigger sees: RL steps so far, and per-problem accuracy (NaN where not sampled)."""
+
+    n_problems: int
+    _steps: list[int] = field(default_factory=list)
+    _reward: list[float] = field(default_factory=list)
+    _len: list[float] = field(default_factory=list)
+    _acc: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._acc = np.full((16, self.n_problems), np.nan)
+
+    def append(self, step: int, reward: float, len_correct: float, acc: dict[int, float]) -> None:
+        n = len(self._steps)
+        if n == self._acc.shape[0]:
+            grown = np.full((2 * n, self.n_problems), np.nan)
+            grown[:n] = self._acc
+            self._acc = grown
+        for q, a in acc.items():
+            self._acc[n, q] = a
+        self._steps.append(step)
+        self._reward.append(reward)
+        self._len.append(len_correct)
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.asarray(self._steps, dtype=np.int64)
+
+    @property
+    def reward(self) -> np.ndarray:
+        return np.asarray(self._reward, dtype=np.float64)
+
+    @property
+    def len_correct(self) -> np.ndarray:
+        return np.asarray(self._len, dtype=np.float64)
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self._acc[: len(self._steps)]
+
+    def recent_accuracy(self, recent: int) -> np.ndarray:
+        """Per problem, the mean of its last `recent` observed accuracies (NaN if never seen)."""
+        acc = self.accuracy
+        out = np.full(self.n_problems, np.nan)
+        seen = ~np.isnan(acc)
+        for q in np.flatnonzero(seen.any(axis=0)):
+            obs = acc[seen[:, q], q]
+            out[q] = obs[-recent:].mean()
+        return out
+
+
+class RecordBook:
+    """All rows of a run so far (metrics and per-problem), the trigger's history, and their files."""
+
+    def __init__(self, n_problems: int) -> None:
+        self.n_problems = n_problems
+        self.metrics: list[dict[str, Any]] = []
+        self.problem_frames: list[pd.DataFrame] = []
+        self.history = LLMHistory(n_problems)
+
+    def row(self, step: int) -> dict[str, Any] | None:
+        for r in reversed(self.metrics):
+            if r["step"] == step:
+                return r
+        return None
+
+    def add_rl_step(self, step: int, completions: list[Completion]) -> dict[str, Any]:
+        per_problem = summarize_problems(completions)
+        row = {c: math.nan for c in METRIC_COLUMNS}
+        row.update({"step": step, "phase": "rl", "n_heat_problems": 0})
+        row.update(step_metrics(completions, per_problem))
+        self.metrics.append(row)
+        self._add_problem_rows(step, "rl", per_problem)
+        acc = dict(
+            zip(per_problem["problem"].tolist(), per_problem["accuracy"].tolist(), strict=True)
+        )
+        self.history.append(step, row["reward_mean"], row["len_correct_mean"], acc)
+        return row
+
+    def add_sft_step(self, step: int, n_heat_problems: int, **fields: Any) -> dict[str, Any]:
+        row = {c: math.nan for c in METRIC_COLUMNS}
+        row.update({"step": step, "phase": "sft", "n_heat_problems": n_heat_problems})
+        row.update(fields)
+        self.metrics.append(row)
+        return row
+
+    def add_probe(self, step: int, completions: list[Completion]) -> pd.DataFrame:
+        """Per-problem rows of a probe of the heated problems, at the last heating step."""
+        per_problem = summarize_problems(completions)
+        self._add_problem_rows(step, "sft", per_problem)
+        return per_problem
+
+    def _add_problem_rows(self, step: int, phase: str, per_problem: pd.DataFrame) -> None:
+        if not len(per_problem):
+            return
+        frame = per_problem.copy()
+        frame.insert(0, "step", np.int64(step))
+        frame.insert(2, "split", "train")
+        frame.insert(3, "phase", phase)
+        self.problem_frames.append(frame[PROBLEM_COLUMNS])
+
+    def problems_frame(self) -> pd.DataFrame:
+        if not self.problem_frames:
+            return pd.DataFrame({c: [] for c in PROBLEM_COLUMNS})
+        frame = pd.concat(self.problem_frames, ignore_index=True)
+        self.problem_frames = [frame]
+        return frame
+
+    def metrics_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.metrics)
+        if len(frame):
+            frame["step"] = frame["step"].astype(np.int64)
+            frame["n_heat_problems"] = frame["n_heat_problems"].astype(np.int64)
+        return frame
+
+    def write(self, run: RunDir) -> None:
+        """Rewrite metrics.parquet and problems.parquet (atomically)."""
+        if self.metrics:
+            run.write_table("metrics", self.metrics_frame())
+            problems = self.problems_frame()
+            problems["step"] = problems["step"].astype(np.int64)
+            problems["problem"] = problems["problem"].astype(np.int64)
+            run.write_table("problems", problems)
+            run.update_meta(last_step=int(self.metrics[-1]["step"]))
+
+    @classmethod
+    def from_run(cls, run: RunDir, n_problems: int, up_to: int) -> RecordBook:
+        """The records of `run` up to step `up_to` (later rows, from after the checkpoint, dropped)."""
+        book = cls(n_problems)
+        metrics = run.read_table("metrics", required=False)
+        problems = run.read_table("problems", required=False)
+        if not len(metrics):
+            return book
+        metrics = metrics[metrics["step"] <= up_to]
+        problems = problems[problems["step"] <= up_to] if len(problems) else problems
+        book.metrics = [
+            {k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
+            for r in metrics.to_dict("records")
+        ]
+        for r in book.metrics:
+            for c in METRIC_COLUMNS:
+                r.setdefault(c, math.nan)
+        if len(problems):
+            book.problem_frames = [problems.reset_index(drop=True)]
+        rl_problems = problems[problems["phase"] == "rl"] if len(problems) else problems
+        groups = dict(tuple(rl_problems.groupby("step"))) if len(rl_problems) else {}
+        for r in book.metrics:
+            if r["phase"] != "rl":
+                continue
+            g = groups.get(r["step"])
+            acc = {} if g is None else dict(zip(g["problem"], g["accuracy"], strict=True))
+            book.history.append(int(r["step"]), r["reward_mean"], r["len_correct_mean"], acc)
+        return book
+
+
+@dataclass
+class HeatDecision:
+    """The trigger fired: at which run step and TRL step, and which problems to heat."""
+
+    step: int
+    trl_step: int
+    problems: list[int]
+
+
+def _gather(items: list[Completion]) -> list[Completion]:
+    """All processes' completions (identity on a single process)."""
+    try:
+        from accelerate.state import PartialState
+        from accelerate.utils import gather_object
+    except ImportError:  # pragma: no cover
+        return items
+    if PartialState().num_processes <= 1:
+        return items
+    return list(gather_object(items))
+
+
+class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
+    """Reward function + TrainerCallback: scores completions, records them, decides heating.
+
+    The monitor is a reward function and a TrainerCallback at once. TRL calls the reward function
+    with every completion of the step together with its dataset row (problem id, answer), so the
+    monitor sees each completion's correctness and token length; at the end of the optimizer step
+    the callback folds them into one metrics row and one problems row per sampled problem, asks the
+    trigger whether to heat, and (on TRL's log) attaches what TRL itself logged for the step
+    (reward, token entropy, loss), so the two can be checked against each other.
+
+    Pass `monitor.correctness` as GRPOTrainer's reward function and `monitor` as a callback.
+    `step_offset` maps TRL's global step to the run's step (heating steps are run steps too).
+    """
+
+    def __init__(
+        self,
+        book: RecordBook,
+        task: Task,
+        *,
+        run: RunDir | None = None,
+        step_offset: int = 0,
+        trigger: Trigger | None = None,
+        heats_left: int = 0,
+        threshold: float = 0.1,
+        recent: int = 3,
+        has_solution: np.ndarray | None = None,
+        flush_every: int = 1,
+        on_step: Callable[[dict[str, Any]], None] | None = None,
+        on_decision: Callable[[HeatDecision], None] | None = None,
+    ) -> None:
+        self.book = book
+        self.task = task
+        self.run = run
+        self.step_offset = step_offset
+        self.trigger = trigger
+        self.heats_left = heats_left
+        self.threshold = threshold
+        self.recent = recent
+        self.has_solution = has_solution
+        self.flush_every = flush_every
+        self.on_step = on_step
+        self.on_decision = on_decision
+        self.pending: list[Completion] = []
+        self.decisions: list[HeatDecision] = []
+        self.stopped: HeatDecision | None = None
+        self._t0 = time.perf_counter()
+
+    # -- the reward function ----------------------------------------------------------------
+    def correctness(
+        self,
+        prompts: list[Any],
+        completions: list[Any],
+        completion_ids: list[list[int]] | None = None,
+        problem_id: list[int] | None = None,
+        **columns: Any,
+    ) -> list[float]:
+        """TRL reward function: 1.0 for a verified-correct completion, else 0.0; records each one."""
+        assert problem_id is not None, "the dataset needs a problem_id column"
+        rewards = []
+        keys = [k for k in columns if k not in ("trainer_state", "log_extra", "log_metric")]
+        for i, completion in enumerate(completions):
+            row = {k: columns[k][i] for k in keys}
+            text = completion_text(completion)
+            score: Score = self.task.score(text, row)
+            n_tokens = len(completion_ids[i]) if completion_ids is not None else len(text.split())
+            length = score.length if score.length is not None else n_tokens
+            key = score.key if score.key is not None else " ".join(text.split())
+            self.pending.append(
+                Completion(int(problem_id[i]), score.reward, score.correct, length, key)
+            )
+            rewards.append(score.reward)
+        return rewards
+
+    # -- callback hooks ---------------------------------------------------------------------
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        step = int(state.global_step) + self.step_offset
+        completions = _gather(self.pending)
+        self.pending = []
+        if not completions:  # a step that reused an earlier generation (num_iterations > 1)
+            return
+        row = self.book.add_rl_step(step, completions)
+        row["time_s"] = time.perf_counter() - self._t0
+        if self.trigger is not None and self.heats_left > 0:
+            fire, evidence = self.trigger.decide(self.book.history)
+            row.update({f"det_{k}": float(v) for k, v in evidence.items()})
+            row["det_fire"] = bool(fire)
+            if fire and int(state.global_step) < int(state.max_steps):
+                self._decide(row, state, control)
+        if (
+            self.run is not None
+            and state.is_world_process_zero
+            and (
+                step % self.flush_every == 0 or control.should_save or control.should_training_stop
+            )
+        ):
+            self.book.write(self.run)
+
+    def on_log(
+        self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any
+    ) -> None:
+        if not logs or "reward" not in logs:
+            return
+        row = self.book.row(int(state.global_step) + self.step_offset)
+        if row is None:
+            return
+        row["trl_reward"] = _num(logs.get("reward"))
+        row["entropy_mean"] = _num(logs.get("entropy"))
+        for k in ("loss", "grad_norm", "learning_rate"):
+            row[k] = _num(logs.get(k))
+        if self.on_step is not None:
+            self.on_step(row)
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.run is not None and state.is_world_process_zero:
+            self.book.write(self.run)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.run is not None and state.is_world_process_zero:
+            self.book.write(self.run)
+
+    # -- heating selection ------------------------------------------------------------------
+    def _decide(self, row: dict[str, Any], state: Any, control: Any) -> None:
+        """The trigger fired: choose the problems; stop GRPO (and save) if there are any."""
+        chosen = self.select()
+        decision = HeatDecision(int(row["step"]), int(state.global_step), chosen)
+        row["n_heat_problems"] = len(chosen)
+        self.heats_left -= 1
+        self.decisions.append(decision)
+        if self.on_decision is not None:
+            self.on_decision(decision)
+        if chosen:
+            self.stopped = decision
+            control.should_save = True
+            control.should_training_stop = True
+
+    def select(self) -> list[int]:
+        """Problems whose recent accuracy is under the threshold and that have a solution."""
+        recent = self.book.history.recent_accuracy(self.recent)
+        chosen = select_hard_problems(recent[None, :], self.threshold)
+        if self.has_solution is not None:
+            chosen = chosen[self.has_solution[chosen]]
+        return [int(q) for q in chosen]
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
