@@ -148,19 +148,9 @@ def eval_(
     names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else None
     train_data = None
     if (names is None or "train" in names) and (run is not None or config is not None):
-        from conceptweb.llm.data import load_problems
+        from conceptweb.llm.data import load_training_problems
 
-        d = cfg.data
-        train_data = load_problems(
-            d.train,
-            check_answer=task.check_answer,
-            question_field=d.question_field,
-            answer_field=d.answer_field,
-            solution_field=d.solution_field,
-            max_problems=d.max_problems,
-            seed=cfg.seed,
-            required_fields=task.required_fields,
-        )
+        train_data = load_training_problems(cfg.data, task, cfg.seed)
     elif names is not None and "train" in names:
         raise ConceptwebError("the ID set 'train' needs --run or --config (the training data)")
     results = evaluate_model(model, cfg, train_data, task, datasets=names, k=k, echo=_echo)

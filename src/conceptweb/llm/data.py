@@ -262,6 +262,20 @@ def load_problems(
     )
 
 
+def load_training_problems(data_cfg: Any, task: Any, seed: int) -> LoadedProblems:
+    """The training problems a run's `data` section names, checked by its task."""
+    return load_problems(
+        data_cfg.train,
+        check_answer=task.check_answer,
+        question_field=data_cfg.question_field,
+        answer_field=data_cfg.answer_field,
+        solution_field=data_cfg.solution_field,
+        max_problems=data_cfg.max_problems,
+        seed=seed,
+        required_fields=task.required_fields,
+    )
+
+
 def _check_fields(
     name: str,
     present: set[str],

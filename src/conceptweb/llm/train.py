@@ -20,7 +20,7 @@ from conceptweb.llm.config import (
     llm_config_to_dict,
     validate_llm_config,
 )
-from conceptweb.llm.data import LoadedProblems, load_problems, to_rows
+from conceptweb.llm.data import LoadedProblems, load_training_problems, to_rows
 from conceptweb.llm.heat import SFTRecorder, heated_checkpoint, probe, run_sft, sft_rows
 from conceptweb.llm.models import (
     build_scratch_model,
@@ -90,17 +90,7 @@ def prepare(cfg: LLMRunConfig) -> Setup:
     if cfg.model.name_or_path is not None:
         check_model_source(cfg.model.name_or_path)
     make_trigger(cfg.anneal)  # fail early if the detector is missing
-    d = cfg.data
-    data = load_problems(
-        d.train,
-        check_answer=task.check_answer,
-        question_field=d.question_field,
-        answer_field=d.answer_field,
-        solution_field=d.solution_field,
-        max_problems=d.max_problems,
-        seed=cfg.seed,
-        required_fields=task.required_fields,
-    )
+    data = load_training_problems(cfg.data, task, cfg.seed)
     g = cfg.grpo
     per_step = g.prompts_per_step * g.num_generations
     per_micro = g.per_device_batch_size * world_size()
