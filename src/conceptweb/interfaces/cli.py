@@ -159,6 +159,14 @@ def _run_with_progress(job: Callable[..., Any], quiet: bool, out: Path) -> None:
 
     def on_step(row: dict[str, Any]) -> None:
         state["update"](row)
+        if row.get("det_fire") and not quiet:
+            n = int(row.get("det_n_selected", 0))
+            what = (
+                f"heating {n} problems from step {row['step'] + 1}"
+                if n
+                else "no problem under the threshold: nothing heated"
+            )
+            console.print(f"step {row['step']}: the trigger fired; {what}")
 
     try:
         job(on_step, on_start)
