@@ -516,7 +516,7 @@ def evaluate_claims(
     claims.append(
         Claim(
             "published_sizes",
-            "At the published sizes (N=800, K=40) the curve is two-stage and the length V-shaped",
+            "At the published density (paper preset, K=40) the curve is two-stage and the length V-shaped",
             "both criteria above hold on the paper preset",
             f"{k}/{n} seeds; two-stage {int(_flag(paper, 'two_stage.is_two_stage').sum())}/{len(paper)}, "
             f"V {int(_flag(paper, 'v_shape.is_v').sum())}/{len(paper)}; "
