@@ -13,6 +13,7 @@ pytestmark = pytest.mark.llm
 require_llm_packages()
 
 from conceptweb.llm import evaluate as ev  # noqa: E402
+from conceptweb.llm import generate  # noqa: E402
 from conceptweb.llm.data import load_problems  # noqa: E402
 from conceptweb.llm.generate import Sample  # noqa: E402
 from conceptweb.llm.rewards import MathTask  # noqa: E402
@@ -36,7 +37,7 @@ def test_best_and_mean_at_k_count_correct_samples(
             out.append([Sample("7" if j < i else "wrong", 2) for j in range(k)])
         return out
 
-    monkeypatch.setattr(ev, "sample", fake_sample)
+    monkeypatch.setattr(generate, "sample", fake_sample)
     path = write_jsonl(
         tmp_path / "b.jsonl", [{"problem": f"q{i}", "answer": "7"} for i in range(4)]
     )

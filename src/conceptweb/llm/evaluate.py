@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from conceptweb.llm.config import LLMRunConfig
-from conceptweb.llm.data import LoadedProblems, Problem, format_prompt, load_problems
-from conceptweb.llm.generate import sample
+from conceptweb.llm.data import LoadedProblems, Problem, load_problems
+from conceptweb.llm.generate import sample_scored
 from conceptweb.llm.models import load_pretrained
 from conceptweb.llm.rewards import Task
 from conceptweb.rundir import atomic_write_json, atomic_write_text
@@ -56,14 +56,13 @@ def score_problems(
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(n_correct, mean length, mean length of correct samples) per problem, k samples each."""
-    d, e = cfg.data, cfg.eval
-    prompts = [
-        format_prompt(p.question, d.prompt_template, d.chat, d.system_prompt) for p in problems
-    ]
-    groups = sample(
+    e = cfg.eval
+    groups = sample_scored(
         model,
         tokenizer,
-        prompts,
+        problems,
+        task,
+        cfg.data,
         k,
         temperature=e.temperature,
         top_p=e.top_p,
@@ -74,17 +73,10 @@ def score_problems(
     n_ok = np.zeros(len(problems))
     length = np.zeros(len(problems))
     length_ok = np.full(len(problems), np.nan)
-    for i, (p, group) in enumerate(zip(problems, groups, strict=True)):
-        row = {"answer": p.answer, **p.extra}
-        lens, lens_ok = [], []
-        for s in group:
-            score = task.score(s.text, row)
-            n = score.length if score.length is not None else s.n_tokens
-            lens.append(n)
-            if score.correct:
-                lens_ok.append(n)
+    for i, group in enumerate(groups):
+        lens_ok = [s.length for s in group if s.correct]
         n_ok[i] = len(lens_ok)
-        length[i] = np.mean(lens)
+        length[i] = np.mean([s.length for s in group])
         if lens_ok:
             length_ok[i] = np.mean(lens_ok)
     return n_ok, length, length_ok

@@ -71,3 +71,59 @@ def sample(
         tokenizer.padding_side = side
         model.train(was_training)
     return out
+
+
+@dataclass(frozen=True)
+class ScoredSample:
+    """A sampled completion as the task scores it; length in the task's units (tokens by default)."""
+
+    text: str
+    reward: float
+    correct: bool
+    length: int
+    key: str
+
+
+def sample_scored(
+    model: Any,
+    tokenizer: Any,
+    problems: list[Any],
+    task: Any,
+    data_cfg: Any,
+    k: int,
+    *,
+    temperature: float,
+    top_p: float,
+    max_new_tokens: int,
+    batch_size: int,
+    seed: int,
+) -> list[list[ScoredSample]]:
+    """k completions of each problem's prompt (formatted as in training), each scored by `task`."""
+    from conceptweb.llm.data import format_prompt
+
+    d = data_cfg
+    prompts = [
+        format_prompt(p.question, d.prompt_template, d.chat, d.system_prompt) for p in problems
+    ]
+    groups = sample(
+        model,
+        tokenizer,
+        prompts,
+        k,
+        temperature=temperature,
+        top_p=top_p,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    out = []
+    for p, group in zip(problems, groups, strict=True):
+        row = {"answer": p.answer, **p.extra}
+        scored = []
+        for s in group:
+            score = task.score(s.text, row)
+            length = score.length if score.length is not None else s.n_tokens
+            key = score.key if score.key is not None else " ".join(s.text.split())
+            scored.append(ScoredSample(s.text, score.reward, score.correct, length, key))
+        out.append(scored)
+    return out

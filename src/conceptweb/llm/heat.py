@@ -9,7 +9,7 @@ from typing import Any
 
 from conceptweb.llm.config import LLMRunConfig
 from conceptweb.llm.data import Problem, format_prompt
-from conceptweb.llm.generate import sample
+from conceptweb.llm.generate import sample_scored
 from conceptweb.llm.monitor import Completion, RecordBook
 from conceptweb.llm.rewards import Task
 from conceptweb.llm.runtime import quiet_trainer
@@ -119,30 +119,25 @@ def probe(
     seed: int,
 ) -> list[Completion]:
     """num_generations samples of each problem with the GRPO sampling settings, scored."""
-    d, g = cfg.data, cfg.grpo
-    prompts = [
-        format_prompt(p.question, d.prompt_template, d.chat, d.system_prompt) for p in problems
-    ]
-    groups = sample(
+    g = cfg.grpo
+    groups = sample_scored(
         model,
         tokenizer,
-        prompts,
+        problems,
+        task,
+        cfg.data,
         g.num_generations,
         temperature=g.temperature,
         top_p=g.top_p,
         max_new_tokens=g.max_completion_length,
-        batch_size=max(1, g.per_device_batch_size // g.num_generations) or 1,
+        batch_size=max(1, g.per_device_batch_size // g.num_generations),
         seed=seed,
     )
-    out = []
-    for p, group in zip(problems, groups, strict=True):
-        row = {"answer": p.answer, **p.extra}
-        for s in group:
-            score = task.score(s.text, row)
-            length = score.length if score.length is not None else s.n_tokens
-            key = score.key if score.key is not None else " ".join(s.text.split())
-            out.append(Completion(p.id, score.reward, score.correct, length, key))
-    return out
+    return [
+        Completion(p.id, s.reward, s.correct, s.length, s.key)
+        for p, group in zip(problems, groups, strict=True)
+        for s in group
+    ]
 
 
 def heated_checkpoint(model: Any, tokenizer: Any, source: Path, dest: Path) -> Path:
