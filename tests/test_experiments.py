@@ -54,10 +54,17 @@ def test_paired_statistics_match_scipy():
     assert (comp["mean_diff"], comp["ci_low"], comp["ci_high"]) == pytest.approx((m, lo, hi))
     assert lo < 0.5 < hi
     assert verdict(comp) == "helped" and verdict(comp, higher_is_better=False) == "hurt"
-    assert (
-        verdict(paired_comparison(a, a + rng.normal(0, 1e-3, 20) * 0))
-        == "no significant difference"
-    )
+    # noise without a shift: differences of mean zero are not significant
+    noise = rng.normal(0, 1e-3, 20)
+    noise -= noise.mean()
+    comp = paired_comparison(a + noise, a)
+    assert comp["p_t"] > 0.9 and comp["mean_diff"] == pytest.approx(0.0, abs=1e-12)
+    assert verdict(comp) == "no significant difference"
+    # the same noise around a shift of 1e-3 is significant: the test can tell the two apart
+    assert verdict(paired_comparison(a + noise + 1e-3, a)) == "helped"
+    # identical arms: p = 1 by definition
+    same = paired_comparison(a, a)
+    assert same["p_t"] == 1.0 and verdict(same) == "no significant difference"
 
 
 def test_arm_names():

@@ -20,11 +20,13 @@ def base_run(tmp_path_factory) -> RunDir:
 
 @pytest.fixture(scope="session")
 def sft_run(tmp_path_factory, base_run) -> RunDir:
-    """20 SFT steps on 4 new problems from base_run's final policy, then 20 RLVR steps."""
-    cfg = small_config(
-        steps=40,
-        **{"sft.steps": 20, "sft.problems": "new:4", "init_from": str(base_run.path)},
-    )
+    """20 SFT steps on 8 new problems from base_run's final policy, then 20 RLVR steps.
+
+    The SFT is strong enough (lr 0.5) that it unsolves some training problems (4 of 12 today),
+    so the forgetting tests see forgetting.
+    """
+    sets = {"sft.steps": 20, "sft.problems": "new:8", "sft.lr": 0.5, "init_from": base_run.path}
+    cfg = small_config(steps=40, **sets)
     return train_run(cfg, tmp_path_factory.mktemp("runs") / "sft")
 
 

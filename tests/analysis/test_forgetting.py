@@ -91,9 +91,15 @@ def test_real_sft_run(sft_run):
     for key in FORGETTING_KEYS:
         assert key in r
     assert r["sft_steps"] == 20 and r["n_problems"] == 12
-    assert 0 <= r["solved_after_sft"] <= 12
-    if r["solved_before"]:
-        assert r["lost_frac"] == pytest.approx(r["n_lost"] / r["solved_before"])
+    # solved before/after SFT: the training evaluations at step 0 and at step S = 20
+    ev = sft_run.read_eval()
+    ev = ev[ev["split"] == "train"].pivot_table(index="problem", columns="step", values="accuracy")
+    before, after = ev[0].to_numpy() >= 0.5, ev[20].to_numpy() >= 0.5
+    assert r["measured_from"] == "eval"
+    assert r["solved_before"] == before.sum() and r["solved_after_sft"] == after.sum()
+    assert r["n_lost"] == (before & ~after).sum() > 0  # this SFT does forget
+    assert r["lost_frac"] == pytest.approx(r["n_lost"] / r["solved_before"])
+    assert r["accuracy_after_sft"] == pytest.approx(ev[20].mean())
     assert r["after_checkpoint_step"] == 20
     assert r["new_accuracy_after_sft"] >= r["new_accuracy_before"]
 
