@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from conceptweb.config import RunConfig, resolve_config
+from conceptweb.model.engines import get_engine, numba_available
 from conceptweb.model.graph import random_regular_graph
 
 
@@ -40,3 +41,15 @@ def graph():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(123)
+
+
+ENGINES = [
+    "numpy",
+    pytest.param("numba", marks=pytest.mark.skipif(not numba_available(), reason="no numba")),
+]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request):
+    """Each rollout engine in turn (numba only where installed)."""
+    return get_engine(request.param)

@@ -43,7 +43,7 @@ def setting():
         ({"clip_eps": 0.1}, 1.0, True, False),
     ],
 )
-def test_grpo_gradient_matches_finite_differences(setting, cfg_kwargs, T, clipped, ref):
+def test_grpo_gradient_matches_finite_differences(setting, cfg_kwargs, T, clipped, ref, engine):
     _, logits, ro = setting
     cfg = GRPOConfig(**cfg_kwargs)
     adv = group_advantages(ro.rewards, ro.G, cfg.adv_eps)
@@ -56,15 +56,15 @@ def test_grpo_gradient_matches_finite_differences(setting, cfg_kwargs, T, clippe
     ref_lp = log_softmax(np.zeros_like(logits), T) if ref else None
 
     def loss(x):
-        return grpo_loss_and_grad(x, T, ro, adv, cfg, old, ref_lp)[0]
+        return grpo_loss_and_grad(x, T, ro, adv, cfg, old, ref_lp, engine=engine)[0]
 
-    _, grad, stats = grpo_loss_and_grad(logits, T, ro, adv, cfg, old, ref_lp)
+    _, grad, stats = grpo_loss_and_grad(logits, T, ro, adv, cfg, old, ref_lp, engine=engine)
     np.testing.assert_allclose(grad, _fd_grad(loss, logits), atol=1e-6)
     if clipped:
         assert 0 < stats["clip_frac"] < 1  # the clipped branch was exercised
 
 
-def test_vanilla_policy_gradient_by_brute_force():
+def test_vanilla_policy_gradient_by_brute_force(engine):
     """Without clipping, the gradient is sum_tokens w * A * d log pi(a|s) computed token by token."""
     rng = np.random.default_rng(0)
     g = random_regular_graph(10, 3, seed=0)
@@ -83,7 +83,7 @@ def test_vanilla_policy_gradient_by_brute_force():
             d = -p[i].copy()
             d[a] += 1
             expected[i] -= adv[m] / (M * ro.lengths[m]) * d
-    _, grad, _ = grpo_loss_and_grad(logits, 1.0, ro, adv, cfg)
+    _, grad, _ = grpo_loss_and_grad(logits, 1.0, ro, adv, cfg, engine=engine)
     np.testing.assert_allclose(grad, expected, atol=1e-12)
 
 
@@ -107,22 +107,22 @@ def test_uniform_groups_leave_logits_unchanged():
     np.testing.assert_array_equal(logits, before)
 
 
-def test_sft_gradient_and_learning(setting):
+def test_sft_gradient_and_learning(setting, engine):
     g, logits, _ = setting
     paths = g.shortest_paths(np.array([0, 1]), np.array([5, 6]))
     batch = SFTBatch.from_paths(g, paths)
 
     def loss(x):
-        return sft_loss_and_grad(x, 1.0, batch)[0]
+        return sft_loss_and_grad(x, 1.0, batch, engine)[0]
 
     np.testing.assert_allclose(
-        sft_loss_and_grad(logits, 1.0, batch)[1], _fd_grad(loss, logits), atol=1e-6
+        sft_loss_and_grad(logits, 1.0, batch, engine)[1], _fd_grad(loss, logits), atol=1e-6
     )
     x = logits.copy()
     opt = Adam(x.shape, 0.1)
-    first = sft_update(x, 1.0, batch, opt)["loss"]
+    first = sft_update(x, 1.0, batch, opt, engine)["loss"]
     for _ in range(200):
-        last = sft_update(x, 1.0, batch, opt)["loss"]
+        last = sft_update(x, 1.0, batch, opt, engine)["loss"]
     assert last < 0.05 * first
     # only nodes on the paths move
     on_path = np.unique(batch.nodes)

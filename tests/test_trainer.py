@@ -24,7 +24,8 @@ def _train(cfg, path):
     return train_run(cfg, path)
 
 
-def test_same_config_and_seed_give_identical_records(tmp_path, small_cfg):
+def test_same_config_and_seed_give_identical_records(tmp_path, engine):
+    small_cfg = small_config(**{"model.engine": engine.name})
     a = _train(small_cfg, tmp_path / "a")
     b = _train(small_cfg, tmp_path / "b")
     ma, mb = a.read_metrics().drop(columns="time_s"), b.read_metrics().drop(columns="time_s")
@@ -32,7 +33,7 @@ def test_same_config_and_seed_give_identical_records(tmp_path, small_cfg):
     pd.testing.assert_frame_equal(a.read_problems(), b.read_problems())
     pd.testing.assert_frame_equal(a.read_eval(), b.read_eval())
     np.testing.assert_array_equal(a.load_checkpoint()["logits"], b.load_checkpoint()["logits"])
-    c = _train(small_config(seed=1), tmp_path / "c")
+    c = _train(small_config(seed=1, **{"model.engine": engine.name}), tmp_path / "c")
     assert not np.array_equal(a.load_checkpoint()["logits"], c.load_checkpoint()["logits"])
 
 
@@ -75,7 +76,8 @@ def test_learning_happens(tmp_path):
     assert m["reward_mean"].iloc[-10:].mean() > m["reward_mean"].iloc[:5].mean() + 0.3
 
 
-def test_resume_after_interruption_is_bit_for_bit(tmp_path, small_cfg):
+def test_resume_after_interruption_is_bit_for_bit(tmp_path, engine):
+    small_cfg = small_config(**{"model.engine": engine.name})
     full = _train(small_cfg, tmp_path / "full")
     # the same run interrupted after 23 steps (between checkpoints 20 and 30), then resumed
     run = RunDir.create(tmp_path / "cut", config_to_dict(small_cfg))

@@ -39,6 +39,11 @@ class ModelConfig(_Strict):
     graph_seed: int | None = Field(
         None, description="seed of the graph and problems; None: derived from the run seed"
     )
+    engine: Literal["auto", "numpy", "numba"] = Field(
+        "auto",
+        description="rollout engine: numba (compiled) or numpy (the reference); "
+        "auto: numba when installed",
+    )
 
     @model_validator(mode="after")
     def _graph_is_possible(self) -> ModelConfig:

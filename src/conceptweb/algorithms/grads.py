@@ -1,22 +1,12 @@
-"""Gradients of token-level objectives for a tabular softmax policy, accumulated with bincount."""
+"""Gradients of per-node KL and entropy terms for a tabular softmax policy.
+
+The token-level log-likelihood gradient is a scatter-add that each rollout engine implements
+(`conceptweb.model.engines`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
-
-
-def logprob_grad(
-    nodes: np.ndarray,
-    actions: np.ndarray,
-    weights: np.ndarray,
-    probs: np.ndarray,
-    temperature: float,
-) -> np.ndarray:
-    """Gradient w.r.t. the logits of sum_t weights[t] * log pi(actions[t] | nodes[t])."""
-    N, K = probs.shape
-    pair_w = np.bincount(nodes * K + actions, weights=weights, minlength=N * K).reshape(N, K)
-    node_w = np.bincount(nodes, weights=weights, minlength=N)
-    return (pair_w - node_w[:, None] * probs) / temperature
 
 
 def kl_grad(

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from conceptweb.algorithms.grads import logprob_grad
 from conceptweb.algorithms.optim import Adam
+from conceptweb.model.engines import RolloutEngine, get_engine
 from conceptweb.model.graph import ConceptGraph
-from conceptweb.model.policy import log_softmax, softmax
 
 
 @dataclass(frozen=True)
@@ -42,23 +41,27 @@ class SFTBatch:
 
 
 def sft_loss_and_grad(
-    logits: np.ndarray, temperature: float, batch: SFTBatch
+    logits: np.ndarray, temperature: float, batch: SFTBatch, engine: RolloutEngine | None = None
 ) -> tuple[float, np.ndarray]:
     """Mean per-path, length-normalised negative log-likelihood and its gradient."""
-    logp = log_softmax(logits, temperature)
-    loss = -float((batch.weights * logp[batch.nodes, batch.actions]).sum())
-    grad = -logprob_grad(
-        batch.nodes, batch.actions, batch.weights, softmax(logits, temperature), temperature
+    engine = engine or get_engine("numpy")
+    tokens = np.arange(batch.nodes.size)
+    total, grad = engine.weighted_logprob(
+        tokens, batch.nodes, batch.actions, batch.weights, logits, temperature
     )
-    return loss, grad
+    return -total, -grad
 
 
 def sft_update(
-    logits: np.ndarray, temperature: float, batch: SFTBatch, optimizer: Adam
+    logits: np.ndarray,
+    temperature: float,
+    batch: SFTBatch,
+    optimizer: Adam,
+    engine: RolloutEngine | None = None,
 ) -> dict[str, float]:
     """One SFT step on `logits` in place."""
     if batch.n_paths == 0:
         return {"loss": 0.0, "grad_norm": 0.0}
-    loss, grad = sft_loss_and_grad(logits, temperature, batch)
+    loss, grad = sft_loss_and_grad(logits, temperature, batch, engine)
     optimizer.step(logits, grad)
     return {"loss": loss, "grad_norm": float(np.linalg.norm(grad))}

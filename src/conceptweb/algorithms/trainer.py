@@ -29,10 +29,11 @@ from conceptweb.algorithms.optim import Adam
 from conceptweb.algorithms.sft import SFTBatch, sft_update
 from conceptweb.config import RunConfig, parse_problem_spec
 from conceptweb.errors import ConceptwebError
+from conceptweb.model.engines import RolloutEngine, get_engine
 from conceptweb.model.graph import ConceptGraph, random_regular_graph
 from conceptweb.model.policy import entropy, log_softmax, softmax
 from conceptweb.model.problems import ProblemSet, sample_new_problems, sample_problems
-from conceptweb.model.rollouts import Rollouts, problem_stats, sample_rollouts
+from conceptweb.model.rollouts import Rollouts
 from conceptweb.rundir import RunDir
 
 RECENT_STEPS_FOR_SELECTION = 5
@@ -133,6 +134,8 @@ def select_rollouts(rollouts: Rollouts, problems: np.ndarray) -> Rollouts:
     """The walks of the given problems only, renumbered 0..len(problems)-1."""
     G = rollouts.G
     problems = np.asarray(problems, dtype=np.int64)
+    if np.array_equal(problems, np.arange(rollouts.n_problems)):
+        return rollouts  # all of them, in order: keep the arrays (and their cached tokens)
     idx = (problems[:, None] * G + np.arange(G)[None, :]).ravel()
     return Rollouts(
         np.repeat(np.arange(problems.size, dtype=np.int64), G),
@@ -152,17 +155,19 @@ def evaluate(
     G: int,
     L: int,
     rng: np.random.Generator,
+    engine: RolloutEngine | None = None,
 ) -> pd.DataFrame:
     """G walks per training, held-out and new problem: per-problem accuracy and lengths."""
+    engine = engine or get_engine("numpy")
     probs = softmax(logits, temperature)
     frames = []
     for split, problems in (("train", world.train), ("heldout", world.heldout), ("new", world.new)):
         if len(problems) == 0:
             continue
-        ro = sample_rollouts(
+        ro = engine.sample(
             world.graph.neighbors, probs, problems.sources, problems.targets, G, L, rng
         )
-        st = problem_stats(ro)
+        st = engine.stats(ro)
         frames.append(
             pd.DataFrame(
                 {
@@ -244,6 +249,14 @@ class Trainer:
         self._problem_chunks: list[dict[str, np.ndarray]] = []
         self._eval_frames: list[pd.DataFrame] = []
         self._path_cache: dict[tuple[int, ...], list[np.ndarray]] = {}
+        self.engine = self._choose_engine()
+
+    def _choose_engine(self) -> RolloutEngine:
+        """The configured engine; a resumed 'auto' run keeps the engine it started with."""
+        name = self.cfg.model.engine
+        if name == "auto" and self.run_dir is not None and self.run_dir.meta_path.exists():
+            name = self.run_dir.read_meta().get("engine", name)
+        return get_engine(name)
 
     # -- set-up -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -267,6 +280,7 @@ class Trainer:
         self.sft_problems = self._initial_sft_problems()
         self.history = TrainHistory(cfg.steps, len(self.world.train))
         if self.run_dir is not None:
+            self.run_dir.update_meta(engine=self.engine.name)
             self._evaluate()
             self._checkpoint()
 
@@ -297,6 +311,7 @@ class Trainer:
             cfg.eval.G,
             cfg.model.L,
             np.random.default_rng([cfg.seed, 6]),
+            self.engine,
         )["accuracy"].to_numpy()
         return np.flatnonzero(acc < value)
 
@@ -390,7 +405,7 @@ class Trainer:
         tracked = self.world.tracked
         Q = len(self.world.train)
         probs = softmax(self.logits, T)
-        ro = sample_rollouts(
+        ro = self.engine.sample(
             self.world.graph.neighbors,
             probs,
             tracked.sources,
@@ -399,17 +414,30 @@ class Trainer:
             cfg.model.L,
             self.rng,
         )
-        stats = problem_stats(ro)
+        stats = self.engine.stats(ro)
         self._remember_successes(ro)
         row = self._metrics_row(step, phase, ro, stats, Q)
 
         if step <= cfg.sft.steps:
             upd = sft_update(
-                self.logits, T, self._sft_batch(self.sft_problems, own=False), self.sft_opt
+                self.logits,
+                T,
+                self._sft_batch(self.sft_problems, own=False),
+                self.sft_opt,
+                self.engine,
             )
         elif phase == "rl":
             train_ro = select_rollouts(ro, np.arange(Q))
-            upd = grpo_update(self.logits, T, train_ro, cfg.grpo, self.rl_opt, self.ref_log_probs)
+            upd = grpo_update(
+                self.logits,
+                T,
+                train_ro,
+                cfg.grpo,
+                self.rl_opt,
+                self.ref_log_probs,
+                0.0,
+                self.engine,
+            )
         else:
             upd = self._heat_update(phase, ro, T)
         row.update({k: upd.get(k, np.nan) for k in ("loss", "grad_norm", "clip_frac", "kl")})
@@ -439,11 +467,18 @@ class Trainer:
             return {"loss": 0.0, "grad_norm": 0.0}
         if operator in ("sft", "sft_own"):
             batch = self._sft_batch(self.heat_problems, own=operator == "sft_own")
-            return sft_update(self.logits, T, batch, self.heat_opt)
+            return sft_update(self.logits, T, batch, self.heat_opt, self.engine)
         entropy_coef = self.cfg.anneal.heat.entropy_coef if operator == "entropy" else 0.0
         hard_ro = select_rollouts(ro, self.heat_problems)
         return grpo_update(
-            self.logits, T, hard_ro, self.cfg.grpo, self.heat_opt, self.ref_log_probs, entropy_coef
+            self.logits,
+            T,
+            hard_ro,
+            self.cfg.grpo,
+            self.heat_opt,
+            self.ref_log_probs,
+            entropy_coef,
+            self.engine,
         )
 
     def _metrics_row(
@@ -497,16 +532,12 @@ class Trainer:
             return
         order = ok[np.lexsort((ro.lengths[ok], ro.problem[ok]))]
         first = order[np.unique(ro.problem[order], return_index=True)[1]]
+        q, n = ro.problem[first], ro.lengths[first].astype(np.int64)
         L = ro.nodes.shape[1]
-        for w in first:
-            n = int(ro.lengths[w])
-            q = int(ro.problem[w])
-            self.own_paths[q] = -1
-            self.own_paths[q, :n] = ro.nodes[w, :n]
-            # the answer node closes the path
-            if n < L + 1:
-                last = ro.nodes[w, n - 1]
-                self.own_paths[q, n] = self.world.graph.neighbors[last, ro.actions[w, n - 1]]
+        self.own_paths[q] = -1
+        self.own_paths[q, :L] = ro.nodes[first]
+        # the answer node closes the path (a successful walk's last step lands on it)
+        self.own_paths[q, n] = self.world.tracked.targets[q]
 
     def _sft_batch(self, problems: np.ndarray, own: bool) -> SFTBatch:
         if own:
@@ -582,6 +613,7 @@ class Trainer:
             cfg.eval.G,
             cfg.model.L,
             np.random.default_rng([cfg.seed, 4, self.step]),
+            self.engine,
         )
         frame.insert(0, "step", self.step)
         self._eval_frames.append(frame)

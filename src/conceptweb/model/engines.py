@@ -1,0 +1,202 @@
+"""Rollout engines: the numpy reference and a compiled (numba) engine, chosen by `model.engine`.
+
+An engine samples walks, summarises them per problem and accumulates the scatter-add gradient
+of a token-level log-likelihood. Both engines return the same `Rollouts` and statistics; they
+draw different random numbers, so they agree in distribution, not walk by walk. Each is
+deterministic given its seed.
+
+>>> engine = get_engine("numpy")
+>>> engine.name
+'numpy'
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Protocol
+
+import numpy as np
+
+from conceptweb.errors import ConceptwebError
+from conceptweb.model.policy import log_softmax, softmax
+from conceptweb.model.rollouts import Rollouts, problem_stats, sample_rollouts
+
+ENGINE_NAMES = ("auto", "numpy", "numba")
+
+
+class RolloutEngine(Protocol):
+    """What the trainer needs from an engine."""
+
+    name: str
+
+    def sample(
+        self,
+        neighbors: np.ndarray,
+        probs: np.ndarray,
+        sources: np.ndarray,
+        targets: np.ndarray,
+        G: int,
+        L: int,
+        rng: np.random.Generator,
+    ) -> Rollouts:
+        """G walks per (source, target) under probs (N, K), at most L steps each."""
+        ...
+
+    def stats(self, rollouts: Rollouts) -> dict[str, np.ndarray]:
+        """Per-problem accuracy, lengths and diversity of correct paths (see problem_stats)."""
+        ...
+
+    def logprob_grad(
+        self,
+        nodes: np.ndarray,
+        actions: np.ndarray,
+        weights: np.ndarray,
+        probs: np.ndarray,
+        temperature: float,
+    ) -> np.ndarray:
+        """Gradient w.r.t. the logits of sum_t weights[t] * log pi(actions[t] | nodes[t])."""
+        ...
+
+    def weighted_logprob(
+        self,
+        walk: np.ndarray,
+        nodes: np.ndarray,
+        actions: np.ndarray,
+        walk_weight: np.ndarray,
+        logits: np.ndarray,
+        temperature: float,
+    ) -> tuple[float, np.ndarray]:
+        """sum_t walk_weight[walk[t]] * log pi(actions[t] | nodes[t]) and its logits gradient."""
+        ...
+
+
+class NumpyEngine:
+    """The readable reference: all walkers advance together in vectorised numpy."""
+
+    name = "numpy"
+
+    def sample(self, neighbors, probs, sources, targets, G, L, rng) -> Rollouts:  # noqa: D102
+        return sample_rollouts(neighbors, probs, sources, targets, G, L, rng)
+
+    def stats(self, rollouts: Rollouts) -> dict[str, np.ndarray]:  # noqa: D102
+        return problem_stats(rollouts)
+
+    def logprob_grad(self, nodes, actions, weights, probs, temperature) -> np.ndarray:  # noqa: D102
+        N, K = probs.shape
+        pair_w = np.bincount(nodes * K + actions, weights=weights, minlength=N * K).reshape(N, K)
+        node_w = np.bincount(nodes, weights=weights, minlength=N)
+        return (pair_w - node_w[:, None] * probs) / temperature
+
+    def weighted_logprob(  # noqa: D102
+        self, walk, nodes, actions, walk_weight, logits, temperature
+    ) -> tuple[float, np.ndarray]:
+        weights = walk_weight[walk]
+        logp = log_softmax(logits, temperature)[nodes, actions]
+        grad = self.logprob_grad(nodes, actions, weights, softmax(logits, temperature), temperature)
+        return float((weights * logp).sum()), grad
+
+
+class NumbaEngine:
+    """Compiled loops (conceptweb.model.numba_kernels): one walk at a time, no temporaries."""
+
+    name = "numba"
+
+    def __init__(self) -> None:
+        from conceptweb.model import numba_kernels
+
+        self.k = numba_kernels
+
+    def sample(self, neighbors, probs, sources, targets, G, L, rng) -> Rollouts:  # noqa: D102
+        P = len(sources)
+        M = P * G
+        cdf = np.cumsum(probs, axis=1)
+        nodes = np.full((M, L), -1, dtype=np.int32)
+        actions = np.full((M, L), -1, dtype=np.int16)
+        lengths = np.zeros(M, dtype=np.int32)
+        success = np.zeros(M, dtype=bool)
+        seed = int(rng.integers(0, 2**63))
+        self.k.walks(
+            cdf,
+            np.ascontiguousarray(neighbors, dtype=np.int32),
+            np.asarray(sources, dtype=np.int64),
+            np.asarray(targets, dtype=np.int64),
+            G,
+            L,
+            seed,
+            nodes,
+            actions,
+            lengths,
+            success,
+        )
+        problem = np.repeat(np.arange(P, dtype=np.int64), G)
+        ro = Rollouts(problem, nodes, actions, lengths, success, P, G)
+        ro._tokens = self.k.tokens(nodes, actions, lengths)
+        return ro
+
+    def stats(self, rollouts: Rollouts) -> dict[str, np.ndarray]:  # noqa: D102
+        hashes = self.k.path_hashes(rollouts.actions, rollouts.lengths)
+        n_correct, len_mean, len_correct, n_distinct, path_entropy = self.k.problem_stats(
+            rollouts.lengths, rollouts.success, hashes, rollouts.G
+        )
+        return {
+            "accuracy": n_correct / rollouts.G,
+            "len_mean": len_mean,
+            "len_correct_mean": len_correct,
+            "n_correct": n_correct,
+            "n_distinct_correct": n_distinct,
+            "path_entropy": path_entropy,
+        }
+
+    def logprob_grad(self, nodes, actions, weights, probs, temperature) -> np.ndarray:  # noqa: D102
+        return self.k.logprob_grad(
+            np.asarray(nodes, dtype=np.int64),
+            np.asarray(actions, dtype=np.int64),
+            np.asarray(weights, dtype=np.float64),
+            np.ascontiguousarray(probs, dtype=np.float64),
+            float(temperature),
+        )
+
+    def weighted_logprob(  # noqa: D102
+        self, walk, nodes, actions, walk_weight, logits, temperature
+    ) -> tuple[float, np.ndarray]:
+        total, grad = self.k.weighted_logprob(
+            np.asarray(walk, dtype=np.int64),
+            np.asarray(nodes, dtype=np.int64),
+            np.asarray(actions, dtype=np.int64),
+            np.asarray(walk_weight, dtype=np.float64),
+            np.ascontiguousarray(logits, dtype=np.float64),
+            float(temperature),
+        )
+        return float(total), grad
+
+
+def numba_available() -> bool:
+    """Whether numba can be imported (the `fast` extra is installed)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_CACHE: dict[str, RolloutEngine] = {}
+
+
+def get_engine(name: str = "auto") -> RolloutEngine:
+    """The engine called `name`; 'auto' is numba when installed, else numpy (saying so once)."""
+    if name not in ENGINE_NAMES:
+        raise ConceptwebError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+    if name == "auto":
+        name = "numba" if numba_available() else "numpy"
+        if name == "numpy" and "auto" not in _CACHE:
+            print(
+                "note: numba is not installed, using the numpy engine "
+                "(pip install 'conceptweb[fast]' for the compiled one)",
+                file=sys.stderr,
+            )
+            _CACHE["auto"] = NumpyEngine()
+    if name == "numba" and not numba_available():
+        raise ConceptwebError("engine 'numba' needs numba: pip install 'conceptweb[fast]'")
+    if name not in _CACHE:
+        _CACHE[name] = NumbaEngine() if name == "numba" else NumpyEngine()
+    return _CACHE[name]

@@ -1,0 +1,173 @@
+"""Compiled CoNet kernels (numba): walks, per-problem statistics and scatter-add gradients.
+
+Each kernel is the plain loop that the numpy engine vectorises; read them side by side with
+`conceptweb.model.rollouts` and `conceptweb.algorithms.grads`. Random numbers come from a
+counter-based generator (SplitMix64) seeded per walk, so a walk's draws depend only on the
+seed and the walk's index: results do not depend on the order in which walks run.
+Importing this module imports numba; `conceptweb.model.engines` imports it only on demand.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+_GAMMA = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_TO_UNIT = 1.0 / 2.0**53
+_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # as in Rollouts.path_hashes
+
+jit = numba.njit(cache=True, nogil=True)
+
+
+@jit
+def _mix(z: np.uint64) -> np.uint64:
+    """The SplitMix64 output function: a well-scrambled 64-bit value."""
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    return z ^ (z >> _S31)
+
+
+@jit
+def walks(cdf, neighbors, sources, targets, G, L, seed, nodes, actions, lengths, success):
+    """G walks per problem, written into the (M, L) arrays nodes/actions (pre-filled with -1).
+
+    Step t of walk m draws u in [0, 1) and takes the first action whose cumulative probability
+    exceeds u (cdf[:, -1] is treated as 1), exactly the rule of the numpy engine.
+    """
+    K = cdf.shape[1]
+    for m in range(sources.size * G):
+        here, goal = sources[m // G], targets[m // G]
+        state = _mix(np.uint64(seed) ^ _mix(np.uint64(m) * _GAMMA + _GAMMA))
+        lengths[m] = L
+        for t in range(L):
+            state += _GAMMA
+            u = (_mix(state) >> _S11) * _TO_UNIT
+            a = 0
+            while a < K - 1 and cdf[here, a] <= u:
+                a += 1
+            nodes[m, t] = here
+            actions[m, t] = a
+            here = neighbors[here, a]
+            if here == goal:
+                lengths[m] = t + 1
+                success[m] = True
+                break
+
+
+@jit
+def path_hashes(actions, lengths):
+    """A 64-bit fingerprint of each walk's action sequence, equal to Rollouts.path_hashes."""
+    M = lengths.size
+    out = np.empty(M, dtype=np.uint64)
+    for m in range(M):
+        h = np.uint64(0)
+        power = np.uint64(1)
+        for t in range(lengths[m]):
+            power *= _HASH_BASE
+            h += np.uint64(actions[m, t] + 1) * power
+        out[m] = h ^ np.uint64(lengths[m])
+    return out
+
+
+@jit
+def problem_stats(lengths, success, hashes, G):
+    """Per-problem correct count, mean length, mean correct length, distinct correct paths and
+    entropy of the correct-path distribution (walks of problem q are q*G .. q*G+G-1)."""
+    P = lengths.size // G
+    n_correct = np.zeros(P)
+    len_mean = np.zeros(P)
+    len_correct = np.full(P, np.nan)
+    n_distinct = np.zeros(P)
+    path_entropy = np.full(P, np.nan)
+    for q in range(P):
+        ok_hashes = np.empty(G, dtype=np.uint64)
+        n, total, total_ok = 0, 0.0, 0.0
+        for m in range(q * G, q * G + G):
+            total += lengths[m]
+            if success[m]:
+                ok_hashes[n] = hashes[m]
+                total_ok += lengths[m]
+                n += 1
+        n_correct[q] = n
+        len_mean[q] = total / G
+        if n == 0:
+            continue
+        len_correct[q] = total_ok / n
+        sorted_hashes = np.sort(ok_hashes[:n])
+        ent, run = 0.0, 1
+        for i in range(1, n + 1):
+            if i < n and sorted_hashes[i] == sorted_hashes[i - 1]:
+                run += 1
+                continue
+            p = run / n
+            ent -= p * np.log(p)
+            n_distinct[q] += 1
+            run = 1
+        path_entropy[q] = ent + 0.0
+    return n_correct, len_mean, len_correct, n_distinct, path_entropy
+
+
+@jit
+def logprob_grad(nodes, actions, weights, probs, temperature):
+    """Gradient w.r.t. the logits of sum_t weights[t] * log pi(actions[t] | nodes[t])."""
+    N, K = probs.shape
+    grad = np.zeros((N, K))
+    node_w = np.zeros(N)
+    for i in range(nodes.size):
+        grad[nodes[i], actions[i]] += weights[i]
+        node_w[nodes[i]] += weights[i]
+    for n in range(N):
+        if node_w[n] != 0.0:
+            for k in range(K):
+                grad[n, k] -= node_w[n] * probs[n, k]
+    return grad / temperature
+
+
+@jit
+def weighted_logprob(walk, nodes, actions, walk_weight, logits, temperature):
+    """sum_t w_t * log pi(actions[t] | nodes[t]) with w_t = walk_weight[walk[t]], and its
+    gradient w.r.t. the logits: a scatter-add over the tokens, then one pass over visited nodes.
+    """
+    N, K = logits.shape
+    pair_w = np.zeros((N, K))
+    node_w = np.zeros(N)
+    visited = np.zeros(N, dtype=np.bool_)
+    for i in range(nodes.size):
+        w = walk_weight[walk[i]]
+        pair_w[nodes[i], actions[i]] += w
+        node_w[nodes[i]] += w
+        visited[nodes[i]] = True
+    total = 0.0
+    grad = np.zeros((N, K))
+    p = np.empty(K)
+    for n in range(N):
+        if not visited[n]:
+            continue
+        top = logits[n].max()
+        for k in range(K):
+            p[k] = np.exp((logits[n, k] - top) / temperature)
+        z = p.sum()
+        for k in range(K):
+            total += pair_w[n, k] * ((logits[n, k] - top) / temperature - np.log(z))
+            grad[n, k] = (pair_w[n, k] - node_w[n] * p[k] / z) / temperature
+    return total, grad
+
+
+@jit
+def tokens(nodes, actions, lengths):
+    """(walk, node, action) of every step taken, in walk order: the dense arrays flattened."""
+    total = 0
+    for m in range(lengths.size):
+        total += lengths[m]
+    walk = np.empty(total, dtype=np.int64)
+    node = np.empty(total, dtype=np.int64)
+    action = np.empty(total, dtype=np.int64)
+    i = 0
+    for m in range(lengths.size):
+        for t in range(lengths[m]):
+            walk[i], node[i], action[i] = m, nodes[m, t], actions[m, t]
+            i += 1
+    return walk, node, action
