@@ -64,11 +64,25 @@ def test_sft_command(tmp_path):
     assert m["phase"].tolist() == ["sft"] * 5 + ["rl"] * 4
 
 
-def test_presets_and_config_listing():
+def test_presets_table_is_aligned_and_fits_80_columns():
+    from conceptweb.config import PRESETS, resolve_config
+
     res = _cli("presets")
     assert res.exit_code == 0
-    for name in ("paper", "sparse", "frustrated"):
-        assert name in res.output
+    lines = res.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    header = next(line for line in lines if line.lstrip().startswith("preset"))
+    # every value ends where its (right-aligned) header ends, on the first line of each row
+    ends = {col: header.index(f" {col} ") + len(col) + 1 for col in ("N", "K", "Q", "steps")}
+    for name in PRESETS:
+        row = next(line for line in lines if line.startswith(name + " "))
+        cfg = resolve_config(name)
+        values = {"N": cfg.model.N, "K": cfg.model.K, "Q": cfg.problems.Q, "steps": cfg.steps}
+        for col, end in ends.items():
+            assert row[:end].split()[-1] == str(values[col]), (name, col, row)
+
+
+def test_config_listing():
     res = _cli("config", "-p", "sparse", "-s", "model.K=16")
     assert res.exit_code == 0 and "K: 16" in res.output
 
@@ -96,6 +110,27 @@ def test_user_errors_are_one_line(tmp_path, args, message):
     assert "Traceback" not in res.output
     assert not (tmp_path / "x").exists()
     assert (tmp_path / "notarun" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    "name, text, where",
+    [
+        ("bad.yaml", "model:\n  N: 10\n  K: [1,\n", "line 4, column 1"),
+        ("bad.json", '{"model": {"N": 10,}}', "line 1, column 20"),
+        ("bad.toml", "[model]\nN = = 3\n", "line 2, column 5"),
+    ],
+)
+def test_config_parse_errors_say_where(tmp_path, name, text, where):
+    (tmp_path / name).write_text(text)
+    res = _cli("config", "-c", str(tmp_path / name))
+    assert res.exit_code == 2 and where in res.output, res.output
+
+
+def test_resume_is_a_flag_in_help():
+    res = _cli("train", "--help")
+    assert res.exit_code == 0
+    line = next(x for x in res.output.splitlines() if "--resume" in x)
+    assert "<bool>" not in line and "continue the run" in line
 
 
 def test_existing_run_is_never_overwritten(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -307,13 +308,27 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
         else:
             data = yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConceptwebError(f"cannot parse config file {path}: {first}") from None
+        raise ConceptwebError(f"cannot parse config file {path}: {parse_error_text(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConceptwebError(f"config file {path} must hold a mapping, got {type(data).__name__}")
     return data
+
+
+def parse_error_text(exc: Exception) -> str:
+    """A YAML, TOML or JSON parse error as 'line L, column C: what is wrong' (1-based)."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        what = " ".join(x for x in (exc.context, exc.problem) if x)
+        return f"line {mark.line + 1}, column {mark.column + 1}: {what}"
+    text = str(exc).strip()  # tomllib: "message (at line L, column C)"
+    m = re.match(r"(.*) \(at line (\d+), column (\d+)\)$", text)
+    if m:
+        return f"line {m.group(2)}, column {m.group(3)}: {m.group(1)}"
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def format_validation_error(exc: ValidationError) -> str:

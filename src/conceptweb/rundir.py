@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conceptweb.errors import ConceptwebError
+from conceptweb.jsonable import json_default
 
 FORMAT = "conceptweb-run"
 FORMAT_VERSION = 1
@@ -56,22 +57,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
     atomic_write_text(
-        path, json.dumps(data, indent=2, sort_keys=False, default=_json_default) + "\n"
+        path, json.dumps(data, indent=2, sort_keys=False, default=json_default) + "\n"
     )
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return None if not np.isfinite(obj) else float(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
 def atomic_write_table(path: str | Path, table: pd.DataFrame | pa.Table) -> None:

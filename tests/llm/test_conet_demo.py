@@ -14,13 +14,14 @@ pytestmark = pytest.mark.llm
 require_llm_packages()
 
 from conceptweb.algorithms.trainer import build_world  # noqa: E402
-from conceptweb.llm.conet_demo import (  # noqa: E402
+from conceptweb.experiments.conet_demo import (  # noqa: E402
     DemoConfig,
     conet_config,
     pretraining_rows,
     run_demo,
     walk_rows,
 )
+from conceptweb.interfaces.conet_demo_report import write_demo_report  # noqa: E402
 from conceptweb.llm.rewards import WalkTask  # noqa: E402
 
 
@@ -75,7 +76,7 @@ def test_pretraining_walks_are_uniform_walks_that_stop_at_the_target() -> None:
 
 
 def test_tiny_demo_end_to_end(tmp_path: Path) -> None:
-    report = run_demo(small(), tmp_path / "demo", echo=lambda m: None)
+    report = write_demo_report(run_demo(small(), tmp_path / "demo", echo=lambda m: None))
     text = report.read_text()
     assert "| conet | 1 |" in text and "| transformer | 1 |" in text
     assert (tmp_path / "demo" / "figures" / "curves.png").is_file()

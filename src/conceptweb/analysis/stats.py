@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
@@ -19,6 +20,62 @@ def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
         return m, math.nan, math.nan
     half = float(stats.t.ppf(0.5 + level / 2, x.size - 1) * x.std(ddof=1) / math.sqrt(x.size))
     return m, m - half, m + half
+
+
+MIN_SEEDS = 3  # fewer values than this: a mean, but no interval ("too few seeds")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean over seeds with its 95% interval; `method` says how it was made.
+
+    method: "t" (Student-t), "bootstrap" (percentile bootstrap of the mean, for bounded
+    quantities: it never leaves the range of the values), "too few seeds" (no interval) or
+    "none" (no finite value).
+    """
+
+    mean: float
+    low: float
+    high: float
+    n: int
+    method: str
+
+
+def seed_interval(
+    x: np.ndarray,
+    bounds: tuple[float, float] | None = None,
+    level: float = 0.95,
+    min_n: int = MIN_SEEDS,
+    n_boot: int = 4000,
+) -> Interval:
+    """The mean of `x` over seeds and an interval that respects the quantity's range.
+
+    Quantities with `bounds` (fractions in [0, 1], steps in [0, steps], counts >= 0) get a
+    percentile bootstrap interval of the mean (deterministic: resampling seed 0), which lies
+    inside the range of the values and so inside the bounds; others a Student-t interval.
+    With fewer than `min_n` finite values there is no interval.
+
+    >>> iv = seed_interval(np.array([0.9, 1.0, 1.0, 0.95]), bounds=(0, 1))
+    >>> iv.method, 0.9 <= iv.low <= iv.mean <= iv.high <= 1.0
+    ('bootstrap', True)
+    >>> seed_interval(np.array([1.0, 2.0])).method
+    'too few seeds'
+    """
+    v = np.asarray(x, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return Interval(math.nan, math.nan, math.nan, 0, "none")
+    m = float(v.mean())
+    if v.size < min_n:
+        return Interval(m, math.nan, math.nan, int(v.size), "too few seeds")
+    if bounds is None:
+        _, lo, hi = mean_ci(v, level)
+        return Interval(m, lo, hi, int(v.size), "t")
+    rng = np.random.default_rng(0)
+    means = v[rng.integers(0, v.size, size=(n_boot, v.size))].mean(axis=1)
+    lo, hi = np.quantile(means, [0.5 - level / 2, 0.5 + level / 2])
+    lo, hi = max(float(lo), bounds[0]), min(float(hi), bounds[1])
+    return Interval(m, lo, hi, int(v.size), "bootstrap")
 
 
 def paired_comparison(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float]:

@@ -38,6 +38,7 @@ from conceptweb.analysis.topology import (
     topology_over_training,
 )
 from conceptweb.errors import ConceptwebError
+from conceptweb.jsonable import to_jsonable
 from conceptweb.rundir import RunDir
 
 SUMMARY_VERSION = 1
@@ -134,26 +135,6 @@ def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str, run: RunDir) ->
         )
     if df.empty:
         raise ConceptwebError(f"{run.path} is incomplete: {name} has no rows (no steps recorded)")
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON data: numpy scalars to Python, NaN and infinities to None, tuples to lists."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return [to_jsonable(v) for v in obj.tolist()]
-    if isinstance(obj, (bool, np.bool_)):
-        return bool(obj)
-    if isinstance(obj, (int, np.integer)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        x = float(obj)
-        return x if math.isfinite(x) else None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def _step(x: Any) -> Any:

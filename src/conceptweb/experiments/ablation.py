@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from conceptweb.config import (
     validate_config,
 )
 from conceptweb.errors import ConceptwebError
+from conceptweb.experiments.pool import run_pool
 from conceptweb.experiments.runs import train_run
 from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
 
@@ -246,21 +246,16 @@ class Ablation:
         rows = self.read_results().to_dict("records")
         workers = workers or os.cpu_count() or 1
         total = len(todo)
-        if workers == 1:
-            for i, (key, job) in enumerate(jobs.items(), 1):
-                rows.append({"arm": key[0], "seed": key[1], **_job(job)})
-                self._save(rows)
-                if on_done:
-                    on_done(key[0], key[1], i, total)
-        elif total:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(_job, job): key for key, job in jobs.items()}
-                for i, fut in enumerate(as_completed(futures), 1):
-                    key = futures[fut]
-                    rows.append({"arm": key[0], "seed": key[1], **fut.result()})
-                    self._save(rows)
-                    if on_done:
-                        on_done(key[0], key[1], i, total)
+        done = [0]
+
+        def on_result(key: Any, metrics: dict[str, Any]) -> None:
+            rows.append({"arm": key[0], "seed": key[1], **metrics})
+            self._save(rows)
+            done[0] += 1
+            if on_done:
+                on_done(key[0], key[1], done[0], total)
+
+        run_pool(_job, jobs, workers, on_result, lambda key: self.run_path(*key))
         return self.read_results()
 
     def _save(self, rows: list[dict[str, Any]]) -> None:

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
+from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from conceptweb.analysis.stats import mean_ci  # noqa: E402
-from conceptweb.experiments.ablation import METRICS, Ablation  # noqa: E402
-from conceptweb.rundir import RunDir, atomic_path, atomic_write_text  # noqa: E402
+from conceptweb.experiments.ablation import METRICS, Ablation
+from conceptweb.interfaces.blocks import Block, bullets, figure, h1, h2, para, table, write_report
+from conceptweb.interfaces.numbers import fmt
+from conceptweb.interfaces.plotting import new_figure, plot_band, save_figure
+from conceptweb.rundir import RunDir, atomic_path
 
 SMOOTH = 10
 METRIC_LABELS = {
@@ -42,35 +40,17 @@ def load_curves(
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def _band(
-    ax: plt.Axes, curves: pd.DataFrame, column: str, label: str, color: str | None = None
-) -> None:
-    wide = curves.pivot(index="step", columns="seed", values=column).sort_index()
-    wide = wide.rolling(SMOOTH, min_periods=1).mean()
-    stats = np.array([mean_ci(row) for row in wide.to_numpy()])
-    (line,) = ax.plot(wide.index, stats[:, 0], label=label, color=color, lw=1.4)
-    if wide.shape[1] > 1:
-        ax.fill_between(
-            wide.index, stats[:, 1], stats[:, 2], color=line.get_color(), alpha=0.18, lw=0
-        )
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
 def plot_learning_curves(abl: Ablation, curves: pd.DataFrame, path: Path) -> Path:
     """Reward of every arm (mean over seeds, 95% band), with the median heating step marked."""
     res = abl.read_results()
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    fig = new_figure(13, 4.5)
+    axes = fig.subplots(1, 2)
     for ax, zoom in zip(axes, (False, True), strict=True):
         for arm in abl.cfg.arms:
             sub = curves[curves["arm"] == arm]
             if len(sub):
-                _band(ax, sub, "reward_mean", arm)
+                wide = sub.pivot(index="step", columns="seed", values="reward_mean").sort_index()
+                plot_band(ax, wide, arm, smooth=SMOOTH, bounds=(0.0, 1.0))
             heat = res[(res["arm"] == arm) & (res["heat_step"] >= 0)]["heat_step"]
             if len(heat) and not zoom:
                 ax.axvline(float(np.median(heat)), color=ax.lines[-1].get_color(), ls=":", lw=1)
@@ -90,7 +70,7 @@ def plot_learning_curves(abl: Ablation, curves: pd.DataFrame, path: Path) -> Pat
         else:
             ax.set_title("learning curves; dotted: median heating step")
     axes[0].legend(fontsize=7, ncol=2)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_diversity_around_heating(
@@ -98,7 +78,8 @@ def plot_diversity_around_heating(
 ) -> Path:
     """Distinct correct paths per problem around each run's heating step, minus plain's at the same steps."""
     res = abl.read_results()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = new_figure(7, 4.5)
+    ax = fig.add_subplot()
     plain = curves[curves["arm"] == "plain"]
     for arm in abl.cfg.arms:
         if arm == "plain":
@@ -137,7 +118,7 @@ def plot_diversity_around_heating(
         ax.legend(fontsize=7)
     else:
         ax.text(0.5, 0.5, "no run heated", transform=ax.transAxes, ha="center")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_paired_differences(
@@ -146,14 +127,8 @@ def plot_paired_differences(
     metrics: tuple[str, ...] = ("final_acc", "heldout_acc", "auc_reward"),
 ) -> Path:
     """Bar chart: mean paired difference to plain with 95% CI, one panel per metric."""
-    fig, axes = plt.subplots(
-        1,
-        len(metrics),
-        figsize=(4.3 * len(metrics) + 1.5, 4.2),
-        squeeze=False,
-        sharey=True,
-        layout="constrained",
-    )
+    fig = new_figure(4.3 * len(metrics) + 1.5, 4.2, constrained=True)
+    axes = fig.subplots(1, len(metrics), squeeze=False, sharey=True)
     for ax, metric in zip(axes[0], metrics, strict=True):
         sub = comparisons[(comparisons["metric"] == metric) & comparisons["diff_mean_diff"].notna()]
         y = np.arange(len(sub))
@@ -172,33 +147,32 @@ def plot_paired_differences(
     fig.suptitle(
         "green: helped, red: hurt, gray: no significant difference (paired t-test, 5%)", fontsize=9
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
-def _fmt(x: float, spec: str = ".4f") -> str:
-    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else format(x, spec)
-
-
-def ablation_markdown(abl: Ablation, comparisons: pd.DataFrame, title: str | None = None) -> str:
-    """The report's text: setting, one plain sentence per arm, and full tables."""
+def ablation_blocks(
+    abl: Ablation, comparisons: pd.DataFrame, title: str | None = None
+) -> list[Block]:
+    """The report: setting, one plain sentence per arm, a table per metric, the figures."""
     cfg = abl.cfg
     base = cfg.base_config()
     res = abl.read_results()
-    lines = [f"# {title or 'Annealed-RLVR ablation'}", ""]
-    lines += [
-        f"Preset `{cfg.preset}` (N={base.model.N}, K={base.model.K}, Q={base.problems.Q}, G={base.grpo.G}, "
-        f"L={base.model.L}, {base.steps} steps), {cfg.seeds} paired seeds per arm, heating for "
-        f"{cfg.heat_steps} steps on problems under accuracy {cfg.threshold}. Every arm spends the same "
-        "number of update steps. Differences are arm minus plain on the same seed, with 95% t-intervals; "
-        "p_t is the paired t-test, p_w the Wilcoxon signed-rank test, p_holm the t-test's p-value after "
-        "Holm's correction over the arms compared with plain. Verdicts use p_holm < 0.05.",
-        "",
-    ]
+    blocks = [h1(title or "Annealed-RLVR ablation")]
+    blocks.append(
+        para(
+            f"Preset `{cfg.preset}` (N={base.model.N}, K={base.model.K}, Q={base.problems.Q}, "
+            f"G={base.grpo.G}, L={base.model.L}, {base.steps} steps), {cfg.seeds} paired seeds "
+            f"per arm, heating for {cfg.heat_steps} steps on problems under accuracy "
+            f"{cfg.threshold}. Every arm spends the same number of update steps. Differences are "
+            "arm minus plain on the same seed, with 95% t-intervals; p_t is the paired t-test, "
+            "p_w the Wilcoxon signed-rank test, p_holm the t-test's p-value after Holm's "
+            "correction over the arms compared with plain. Verdicts use p_holm < 0.05."
+        )
+    )
     heat = res[res["heat_step"] >= 0].groupby("arm")["heat_step"]
-    lines += ["## Verdicts on final train accuracy", ""]
     fa = comparisons[(comparisons["metric"] == "final_acc") & comparisons["diff_mean_diff"].notna()]
+    items = []
     for _, r in fa.iterrows():
-        when = ""
         if r["arm"] in heat.groups:
             hs = heat.get_group(r["arm"])
             when = (
@@ -206,54 +180,58 @@ def ablation_markdown(abl: Ablation, comparisons: pd.DataFrame, title: str | Non
             )
         else:
             when = ", never heated"
-        lines.append(
-            f"- **{r['arm']}**{when}: {r['verdict']} — final accuracy {_fmt(r['diff_mean_diff'], '+.4f')} "
-            f"[{_fmt(r['diff_ci_low'], '+.4f')}, {_fmt(r['diff_ci_high'], '+.4f')}] vs plain "
-            f"(p_t={_fmt(r['diff_p_t'], '.3g')}, p_holm={_fmt(r['diff_p_holm'], '.3g')}, "
-            f"p_w={_fmt(r['diff_p_wilcoxon'], '.3g')})."
+        items.append(
+            f"**{r['arm']}**{when}: {r['verdict']} — final accuracy {_diff(r)} vs plain "
+            f"(p_t={fmt(r['diff_p_t'])}, p_holm={fmt(r['diff_p_holm'])}, "
+            f"p_w={fmt(r['diff_p_wilcoxon'])})."
         )
-    lines.append("")
+    blocks += [h2("Verdicts on final train accuracy"), bullets(items)]
     for metric in METRICS:
-        sub = comparisons[comparisons["metric"] == metric]
-        lines += [f"## {METRIC_LABELS.get(metric, metric)} (`{metric}`)", ""]
-        lines.append(
-            "| arm | mean [95% CI] | diff vs plain [95% CI] | p_t | p_holm | p_w | verdict |"
-        )
-        lines.append("|---|---|---|---|---|---|---|")
-        for _, r in sub.iterrows():
-            mean = f"{_fmt(r['mean'])} [{_fmt(r['ci_low'])}, {_fmt(r['ci_high'])}]"
-            if isinstance(r.get("verdict"), str):
-                diff = (
-                    f"{_fmt(r['diff_mean_diff'], '+.4f')} [{_fmt(r['diff_ci_low'], '+.4f')}, "
-                    f"{_fmt(r['diff_ci_high'], '+.4f')}]"
-                )
-                lines.append(
-                    f"| {r['arm']} | {mean} | {diff} | {_fmt(r['diff_p_t'], '.3g')} | "
-                    f"{_fmt(r['diff_p_holm'], '.3g')} | {_fmt(r['diff_p_wilcoxon'], '.3g')} | {r['verdict']} |"
-                )
-            else:
-                lines.append(f"| {r['arm']} | {mean} | (reference) | | | | |")
-        lines.append("")
-    return "\n".join(lines)
+        blocks += [
+            h2(f"{METRIC_LABELS.get(metric, metric)} (`{metric}`)"),
+            _metric_table(comparisons, metric),
+        ]
+    blocks.append(h2("Figures"))
+    for name, caption in FIGURES.items():
+        blocks.append(figure(f"figures/{name}.png", caption))
+    return blocks
+
+
+FIGURES = {
+    "learning_curves": "Reward of every arm, mean over seeds with a 95% band; dotted: median heating step.",
+    "paired_differences": "Paired differences to plain, 95% intervals; green helped, red hurt.",
+    "diversity_around_heating": "Distinct correct paths per problem around the heating, arm minus plain.",
+}
+
+
+def _diff(r: Any) -> str:
+    return (
+        f"{fmt(r['diff_mean_diff'], '+.4f')} [{fmt(r['diff_ci_low'], '+.4f')}, "
+        f"{fmt(r['diff_ci_high'], '+.4f')}]"
+    )
+
+
+def _metric_table(comparisons: pd.DataFrame, metric: str) -> Block:
+    rows = []
+    for _, r in comparisons[comparisons["metric"] == metric].iterrows():
+        mean = f"{fmt(r['mean'], '.4f')} [{fmt(r['ci_low'], '.4f')}, {fmt(r['ci_high'], '.4f')}]"
+        if isinstance(r.get("verdict"), str):
+            p = [fmt(r["diff_p_t"]), fmt(r["diff_p_holm"]), fmt(r["diff_p_wilcoxon"])]
+            rows.append([r["arm"], mean, _diff(r), *p, r["verdict"]])
+        else:
+            rows.append([r["arm"], mean, "(reference)", "", "", "", ""])
+    head = ["arm", "mean [95% CI]", "diff vs plain [95% CI]", "p_t", "p_holm", "p_w", "verdict"]
+    return table(head, rows)
 
 
 def write_ablation_report(abl: Ablation, title: str | None = None) -> Path:
-    """comparisons.csv, figures/*.png and report.md in the ablation directory."""
+    """comparisons.csv, figures/*.png, report.md and report.html in the ablation directory."""
     comparisons = abl.comparisons()
     fig_dir = abl.out / "figures"
-    fig_dir.mkdir(exist_ok=True)
     with atomic_path(abl.out / "comparisons.csv") as tmp:
         comparisons.to_csv(tmp, index=False)
     curves = load_curves(abl)
     plot_learning_curves(abl, curves, fig_dir / "learning_curves.png")
     plot_diversity_around_heating(abl, curves, fig_dir / "diversity_around_heating.png")
     plot_paired_differences(comparisons, fig_dir / "paired_differences.png")
-    text = ablation_markdown(abl, comparisons, title)
-    text += (
-        "\n## Figures\n\n![learning curves](figures/learning_curves.png)\n\n"
-        "![paired differences](figures/paired_differences.png)\n\n"
-        "![diversity around heating](figures/diversity_around_heating.png)\n"
-    )
-    path = abl.out / "report.md"
-    atomic_write_text(path, text)
-    return path
+    return write_report(ablation_blocks(abl, comparisons, title), abl.out)

@@ -2,36 +2,26 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-out_console = Console()
+from conceptweb.interfaces.cli_common import flag, group, user_errors
+from conceptweb.interfaces.console import out_console
+from conceptweb.interfaces.numbers import fmt
 
-
-def _num(x: Any, spec: str = ".3g") -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if isinstance(x, int):
-        return str(x)
-    if isinstance(x, float):
-        return format(x, spec) if math.isfinite(x) else "-"
-    return str(x)
+app = group()
 
 
 @contextmanager
 def _stage_progress(enabled: bool) -> Iterator[Any]:
     """A rich progress display with one bar per analysis stage; yields on_progress(stage, done, total)."""
-    from conceptweb.interfaces.progress import console
+    from conceptweb.interfaces.console import console
 
     if not enabled:
         yield lambda stage, done, total: None
@@ -67,55 +57,55 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
     if ts:
         t.add_row(
             "two-stage",
-            f"knee {_num(ts['knee_step'], '.0f')}, slopes {_num(ts['slope_early'])} / "
-            f"{_num(ts['slope_late'])} (ratio {_num(ts['slope_ratio'], '.1f')}), BIC "
-            f"{_num(ts['bic_piecewise'], '.0f')} vs {_num(ts['bic_saturating'], '.0f')}",
-            _num(ts["is_two_stage"]),
+            f"knee {fmt(ts['knee_step'], '.0f')}, slopes {fmt(ts['slope_early'])} / "
+            f"{fmt(ts['slope_late'])} (ratio {fmt(ts['slope_ratio'], '.1f')}), BIC "
+            f"{fmt(ts['bic_piecewise'], '.0f')} vs {fmt(ts['bic_saturating'], '.0f')}",
+            fmt(ts["is_two_stage"]),
         )
     if vs:
         t.add_row(
             "V-shape",
-            f"{_num(vs['start_len'], '.1f')} -> {_num(vs['min_len'], '.1f')} @ "
-            f"{_num(vs['min_step'])} -> {_num(vs['end_len'], '.1f')} (fall "
-            f"{_num(vs['drop_frac'], '.0%')}, rise {_num(vs['rise_frac'], '.0%')})",
-            _num(vs["is_v"]),
+            f"{fmt(vs['start_len'], '.1f')} -> {fmt(vs['min_len'], '.1f')} @ "
+            f"{fmt(vs['min_step'])} -> {fmt(vs['end_len'], '.1f')} (fall "
+            f"{fmt(vs['drop_frac'], '.0%')}, rise {fmt(vs['rise_frac'], '.0%')})",
+            fmt(vs["is_v"]),
         )
     if web:
         t.add_row(
             "web",
-            f"<k> {_num(web['final_avg_degree'], '.2f')}, {web['final_n_components']} "
-            f"components (giant {_num(web['final_giant_fraction'], '.0%')}), "
-            f"{web['n_bridges']} bridges; most islands at step {_num(web['peak_islands_step'])}",
+            f"<k> {fmt(web['final_avg_degree'], '.2f')}, {web['final_n_components']} "
+            f"components (giant {fmt(web['final_giant_fraction'], '.0%')}), "
+            f"{web['n_bridges']} bridges; most islands at step {fmt(web['peak_islands_step'])}",
             "",
         )
     if fr:
         t.add_row(
             "frustration",
-            f"F(t) peak @ {_num(fr['peak_step'])}; {fr['n_forgetting_events']} forgetting / "
+            f"F(t) peak @ {fmt(fr['peak_step'])}; {fr['n_forgetting_events']} forgetting / "
             f"{fr['n_learning_events']} learning events",
             "",
         )
     if cand:
         t.add_row(
             "max. frustrated",
-            f"forgetting peak {_num(cand.get('forgetting_peak_step'))}, V bottom "
-            f"{_num(cand.get('v_bottom_step'))}, knee {_num(cand.get('knee_step'), '.0f')}",
+            f"forgetting peak {fmt(cand.get('forgetting_peak_step'))}, V bottom "
+            f"{fmt(cand.get('v_bottom_step'))}, knee {fmt(cand.get('knee_step'), '.0f')}",
             "",
         )
     if col:
         t.add_row(
             "collapse",
-            f"diversity {_num(col['diversity_start'], '.2f')} -> "
-            f"{_num(col['diversity_end'], '.2f')}, leaf entropy "
-            f"{_num(col['leaf_entropy_start'], '.2f')} -> {_num(col['leaf_entropy_end'], '.2f')}",
+            f"diversity {fmt(col['diversity_start'], '.2f')} -> "
+            f"{fmt(col['diversity_end'], '.2f')}, leaf entropy "
+            f"{fmt(col['leaf_entropy_start'], '.2f')} -> {fmt(col['leaf_entropy_end'], '.2f')}",
             "",
         )
     if fg:
         t.add_row(
             "SFT forgetting",
             f"solved {fg['solved_before']} -> {fg['solved_after_sft']} (lost "
-            f"{_num(fg['lost_frac'], '.0%')}; {_num(fg['lost_downstream_of_cut_bridges_frac'], '.0%')}"
-            f" behind cut bridges); recovery {_num(fg['recovery_steps'], '.0f')} RL steps",
+            f"{fmt(fg['lost_frac'], '.0%')}; {fmt(fg['lost_downstream_of_cut_bridges_frac'], '.0%')}"
+            f" behind cut bridges); recovery {fmt(fg['recovery_steps'], '.0f')} RL steps",
             "",
         )
     return t
@@ -130,21 +120,21 @@ def topology_table(topo: dict[str, Any], title: str, n_top: int = 5) -> Table:
     rows = [
         ("web nodes |V|", topo["n_nodes"]),
         ("web edges |E| (undirected)", topo["n_edges"]),
-        ("average degree <k> = 2|E|/|V|", _num(topo["avg_degree"], ".3f")),
+        ("average degree <k> = 2|E|/|V|", fmt(topo["avg_degree"], ".3f")),
         ("components (islands)", topo["n_components"]),
         ("largest component sizes", ", ".join(str(s) for s in sizes[:n_top]) or "-"),
-        ("largest-component fraction", _num(topo["giant_fraction"], ".3f")),
-        ("bridges (trunk edges)", topo["n_bridges"]),
-        ("bridges crossed by >= 2 problems", topo["n_trunk_bridges"]),
+        ("largest-component fraction", fmt(topo["giant_fraction"], ".3f")),
+        ("bridges", topo["n_bridges"]),
+        ("trunk bridges (crossed by >= 2 problems)", topo["n_trunk_bridges"]),
         ("max problems across one bridge", topo["max_bridge_load"]),
         ("leaves (degree 1)", topo["n_leaves"]),
-        ("problems with start and answer connected", _num(topo["frac_connected"], ".0%")),
-        ("mean in-web geodesic start -> answer", _num(topo["mean_geodesic"], ".2f")),
-        ("problems reachable along web edges", _num(topo["frac_directed"], ".0%")),
-        ("mean entropy of pi at leaves (nats)", _num(topo["leaf_entropy"], ".3f")),
-        ("mean entropy of pi at trunk nodes (nats)", _num(topo["trunk_entropy"], ".3f")),
+        ("problems with start and answer connected", fmt(topo["frac_connected"], ".0%")),
+        ("mean in-web geodesic start -> answer", fmt(topo["mean_geodesic"], ".2f")),
+        ("problems reachable along web edges", fmt(topo["frac_directed"], ".0%")),
+        ("mean entropy of pi at leaves (nats)", fmt(topo["leaf_entropy"], ".3f")),
+        ("mean entropy of pi at trunk nodes (nats)", fmt(topo["trunk_entropy"], ".3f")),
         ("traffic web: nodes / edges", f"{topo['traffic_n_nodes']} / {topo['traffic_n_edges']}"),
-        ("problems with a sampled correct path", _num(topo["frac_problems_with_path"], ".0%")),
+        ("problems with a sampled correct path", fmt(topo["frac_problems_with_path"], ".0%")),
     ]
     for k, v in rows:
         t.add_row(k, str(v))
@@ -157,85 +147,82 @@ def topology_table(topo: dict[str, Any], title: str, n_top: int = 5) -> Table:
     return t
 
 
-def register(app: typer.Typer) -> None:
-    """Add the analysis commands to the main app."""
-    from conceptweb.interfaces.cli import user_errors
+@app.command()
+@user_errors
+def analyze(
+    run_dir: Annotated[Path, typer.Argument(help="run directory to analyse")],
+    tau: Annotated[float, typer.Option(help="web threshold: edges with pi >= tau")] = 0.5,
+    no_figures: Annotated[
+        bool, flag("--no-figures", help="write summary.json and report only")
+    ] = False,
+    quiet: Annotated[bool, flag("--quiet", "-q", help="no progress, no table")] = False,
+) -> None:
+    """Analyse a run: write summary.json, figures/, report.md and report.html into it.
 
-    @app.command()
-    @user_errors
-    def analyze(
-        run_dir: Annotated[Path, typer.Argument(help="run directory to analyse")],
-        tau: Annotated[float, typer.Option(help="web threshold: edges with pi >= tau")] = 0.5,
-        no_figures: Annotated[
-            bool, typer.Option("--no-figures", help="write summary.json and report only")
-        ] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress, no table")] = False,
-    ) -> None:
-        """Analyse a run: write summary.json, figures/, report.md and report.html into it.
+    Detects the two-stage learning curve, the V of response length, forgetting and the
+    maximally frustrated state, policy collapse, the concept web's topology over training
+    (CoNet runs) and, for SFT runs, forgetting and recovery.
+    """
+    from conceptweb.analysis.summary import analyze as run_analysis
+    from conceptweb.analysis.summary import write_summary
+    from conceptweb.errors import ConceptwebError
+    from conceptweb.interfaces.report import write_run_report
+    from conceptweb.rundir import RunDir
 
-        Detects the two-stage learning curve, the V of response length, forgetting and the
-        maximally frustrated state, policy collapse, the concept web's topology over training
-        (CoNet runs) and, for SFT runs, forgetting and recovery.
-        """
-        from conceptweb.analysis.summary import analyze as run_analysis
-        from conceptweb.analysis.summary import write_summary
-        from conceptweb.errors import ConceptwebError
-        from conceptweb.interfaces.report import write_run_report
-        from conceptweb.rundir import RunDir
+    if not 0.0 < tau <= 1.0:
+        raise ConceptwebError(f"--tau must be in (0, 1], got {tau}")
+    run = RunDir.open(run_dir)
+    with _stage_progress(not quiet) as on_progress:
+        analysis = run_analysis(run, tau, on_progress=on_progress)
+        figures = None
+        if not no_figures:
+            from conceptweb.interfaces.figures import run_figures
 
-        if not 0.0 < tau <= 1.0:
-            raise ConceptwebError(f"--tau must be in (0, 1], got {tau}")
-        run = RunDir.open(run_dir)
-        with _stage_progress(not quiet) as on_progress:
-            analysis = run_analysis(run, tau, on_progress=on_progress)
-            figures = None
-            if not no_figures:
-                from conceptweb.interfaces.figures import run_figures
+            figures = run_figures(analysis, on_progress=on_progress)
+    summary_path = write_summary(run, analysis.summary)
+    report = write_run_report(run, analysis.summary, figures or {})
+    if not quiet:
+        out_console.print(summary_table(analysis.summary, f"conceptweb analyze {run_dir}"))
+    written = [summary_path, report, report.with_suffix(".html")]
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
+    if figures:
+        typer.echo(f"wrote {len(figures)} figures to {run.figures_dir}")
 
-                figures = run_figures(analysis, on_progress=on_progress)
-        summary_path = write_summary(run, analysis.summary)
-        report = write_run_report(run, analysis.summary, figures or {})
-        if not quiet:
-            out_console.print(summary_table(analysis.summary, f"conceptweb analyze {run_dir}"))
-        written = [summary_path, report, report.with_suffix(".html")]
-        typer.echo("wrote " + ", ".join(str(p) for p in written))
-        if figures:
-            typer.echo(f"wrote {len(figures)} figures to {run.figures_dir}")
 
-    @app.command()
-    @user_errors
-    def web(
-        run_dir: Annotated[Path, typer.Argument(help="CoNet run directory")],
-        step: Annotated[
-            int | None, typer.Option(help="checkpoint step (default: the latest)")
-        ] = None,
-        tau: Annotated[float, typer.Option(help="web threshold: edges with pi >= tau")] = 0.5,
-        out: Annotated[
-            Path | None,
-            typer.Option("--out", "-o", help="PNG to draw (default: RUN/figures/web_step_N.png)"),
-        ] = None,
-        visited: Annotated[
-            bool,
-            typer.Option("--visited", help="restrict the web to nodes that correct rollouts visit"),
-        ] = False,
-        no_draw: Annotated[bool, typer.Option("--no-draw", help="print the table only")] = False,
-    ) -> None:
-        """Topology of the concept web at one checkpoint, printed as a table and drawn."""
-        from conceptweb.analysis.topology import web_at_step
-        from conceptweb.errors import ConceptwebError
-        from conceptweb.rundir import RunDir
+@app.command()
+@user_errors
+def web(
+    run_dir: Annotated[Path, typer.Argument(help="CoNet run directory")],
+    step: Annotated[int | None, typer.Option(help="checkpoint step (default: the latest)")] = None,
+    tau: Annotated[float, typer.Option(help="web threshold: edges with pi >= tau")] = 0.5,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="PNG to draw (default: RUN/figures/web_step_N.png)"),
+    ] = None,
+    visited: Annotated[
+        bool,
+        flag("--visited", help="restrict the web to nodes that correct rollouts visit"),
+    ] = False,
+    no_draw: Annotated[bool, flag("--no-draw", help="print the table only")] = False,
+) -> None:
+    """Topology of the concept web at one checkpoint, printed as a table and drawn."""
+    from conceptweb.analysis.topology import web_at_step
+    from conceptweb.errors import ConceptwebError
+    from conceptweb.rundir import RunDir
 
-        if not 0.0 < tau <= 1.0:
-            raise ConceptwebError(f"--tau must be in (0, 1], got {tau}")
-        if out is not None and out.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise ConceptwebError(f"--out must end in .png, .pdf or .svg, got {out.name}")
-        run = RunDir.open(run_dir)
-        cw = web_at_step(run, step, tau, restrict_to_visited=visited)
-        label = f"web of {run_dir} at step {cw.step} (tau {tau:g}{', visited nodes' if visited else ''})"
-        out_console.print(topology_table(cw.topology, label))
-        if not no_draw:
-            from conceptweb.interfaces.figures import plot_web
+    if not 0.0 < tau <= 1.0:
+        raise ConceptwebError(f"--tau must be in (0, 1], got {tau}")
+    if out is not None and out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ConceptwebError(f"--out must end in .png, .pdf or .svg, got {out.name}")
+    run = RunDir.open(run_dir)
+    cw = web_at_step(run, step, tau, restrict_to_visited=visited)
+    label = (
+        f"web of {run_dir} at step {cw.step} (tau {tau:g}{', visited nodes' if visited else ''})"
+    )
+    out_console.print(topology_table(cw.topology, label))
+    if not no_draw:
+        from conceptweb.interfaces.figures import plot_web
 
-            target = out if out is not None else run.figures_dir / f"web_step_{cw.step:06d}.png"
-            plot_web(cw.web, target, label, cw.topology)
-            typer.echo(f"drawing written to {target}")
+        target = out if out is not None else run.figures_dir / f"web_step_{cw.step:06d}.png"
+        plot_web(cw.web, target, label, cw.topology)
+        typer.echo(f"drawing written to {target}")

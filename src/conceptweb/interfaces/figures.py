@@ -1,4 +1,4 @@
-"""Figures of one run (matplotlib Agg canvases, no pyplot state): learning curve and knee, the V, web
+"""Figures of one run (matplotlib's object API, no pyplot state): learning curve and knee, the V, web
 snapshots, web topology over training, frustration, SFT forgetting, and a per-problem raster.
 
 Every plot_* function takes plain data and an output path and returns the path it wrote.
@@ -14,9 +14,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
-from matplotlib.figure import Figure
 
 from conceptweb.analysis.dynamics import (
     default_smooth_window,
@@ -26,8 +24,9 @@ from conceptweb.analysis.dynamics import (
     solved_matrix,
 )
 from conceptweb.analysis.topology import undirected_projection
+from conceptweb.interfaces.numbers import fmt, is_finite, pct
+from conceptweb.interfaces.plotting import new_figure, save_figure
 
-DPI = 110
 C_RAW = "#9aa5b1"
 C_MAIN = "#1f4e79"
 C_FIT = "#c0392b"
@@ -38,26 +37,6 @@ MARKS = {
     "v_bottom_step": ("bottom of the V", "#8e44ad", "--"),
     "knee_step": ("knee of the curve", "#e67e22", ":"),
 }
-
-
-def _finite(x: Any) -> bool:
-    return x is not None and isinstance(x, (int, float, np.number)) and math.isfinite(float(x))
-
-
-def _save(fig: Figure, out: str | Path) -> Path:
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    FigureCanvasAgg(fig)
-    fig.savefig(out, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
-    return out
-
-
-def _fmt(x: Any, spec: str = ".3g") -> str:
-    return format(float(x), spec) if _finite(x) else "n/a"
-
-
-def _pct(x: Any) -> str:
-    return f"{100 * float(x):.0f}%" if _finite(x) else "n/a"
 
 
 # -- curves --------------------------------------------------------------------------------------
@@ -71,10 +50,10 @@ def plot_learning_curve(
     """Mean reward per step with the piecewise and saturating fits and the knee."""
     t = np.asarray(steps, dtype=float)
     y = np.asarray(reward, dtype=float)
-    fig = Figure(figsize=(6.4, 4.0))
+    fig = new_figure(6.4, 4.0)
     ax = fig.add_subplot()
     ax.plot(t, y, color=C_RAW, lw=0.8, label="mean reward")
-    if fit and _finite(fit.get("knee_step")) and _finite(fit.get("slope_early")):
+    if fit and is_finite(fit.get("knee_step")) and is_finite(fit.get("slope_early")):
         pw = piecewise_curve(
             t, fit["knee_step"], fit["value_at_knee"], fit["slope_early"], fit["slope_late"]
         )
@@ -87,15 +66,15 @@ def plot_learning_curve(
             xytext=(8, -14),
             color=C_FIT,
         )
-    if fit and all(_finite(fit.get(k)) for k in ("sat_a", "sat_b", "sat_c", "t_first")):
+    if fit and all(is_finite(fit.get(k)) for k in ("sat_a", "sat_b", "sat_c", "t_first")):
         sat = saturating_curve(t, fit["sat_a"], fit["sat_b"], fit["sat_c"], fit["t_first"])
         ax.plot(t, sat, color=C_ALT, lw=1.2, ls="--", label="a - b exp(-t/c) fit")
     if fit:
         verdict = "two-stage" if fit.get("is_two_stage") else "not two-stage"
         ax.set_title(
-            f"{title}: {verdict} (BIC {_fmt(fit.get('bic_piecewise'), '.0f')} vs "
-            f"{_fmt(fit.get('bic_saturating'), '.0f')}, slope ratio "
-            f"{_fmt(fit.get('slope_ratio'), '.1f')})",
+            f"{title}: {verdict} (BIC {fmt(fit.get('bic_piecewise'), '.0f')} vs "
+            f"{fmt(fit.get('bic_saturating'), '.0f')}, slope ratio "
+            f"{fmt(fit.get('slope_ratio'), '.1f')})",
             fontsize=9,
         )
     else:
@@ -103,7 +82,7 @@ def plot_learning_curve(
     ax.set_xlabel("step")
     ax.set_ylabel("mean reward (accuracy)")
     ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_length_curve(
@@ -120,18 +99,18 @@ def plot_length_curve(
     ok = np.isfinite(t) & np.isfinite(y)
     t, y = t[ok], y[ok]
     w = smooth if smooth else (v or {}).get("smooth_window")
-    if not _finite(w) or w < 1:
+    if not is_finite(w) or w < 1:
         w = default_smooth_window(t.size)
-    fig = Figure(figsize=(6.4, 4.0))
+    fig = new_figure(6.4, 4.0)
     ax = fig.add_subplot()
     ax.plot(t, y, color=C_RAW, lw=0.8, label="mean length of correct rollouts")
     if t.size:
         ax.plot(t, smooth_series(y, int(w)), color=C_MAIN, lw=1.6, label=f"smoothed ({int(w)})")
-    if v and _finite(v.get("min_step")):
+    if v and is_finite(v.get("min_step")):
         ax.plot([v["min_step"]], [v["min_len"]], "o", color=C_FIT, ms=7, label="minimum")
         verdict = "V-shaped" if v.get("is_v") else "not V-shaped"
         ax.set_title(
-            f"{title}: {verdict} (fall {_pct(v.get('drop_frac'))}, rise {_pct(v.get('rise_frac'))})",
+            f"{title}: {verdict} (fall {pct(v.get('drop_frac'))}, rise {pct(v.get('rise_frac'))})",
             fontsize=9,
         )
     else:
@@ -139,7 +118,7 @@ def plot_length_curve(
     ax.set_xlabel("step")
     ax.set_ylabel("steps per correct walk")
     ax.legend(fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_frustration(
@@ -151,20 +130,20 @@ def plot_frustration(
 ) -> Path:
     """F(t) (and the learning index) with the three candidate frustration steps marked."""
     t = np.asarray(steps, dtype=float)
-    fig = Figure(figsize=(6.4, 3.6))
+    fig = new_figure(6.4, 3.6)
     ax = fig.add_subplot()
     ax.plot(t, np.asarray(F, float), color=C_FIT, lw=1.4, label="forgetting events / step")
     if learning is not None:
         ax.plot(t, np.asarray(learning, float), color=C_GOOD, lw=1, label="learning events / step")
     for key, (label, color, ls) in MARKS.items():
         x = (candidates or {}).get(key)
-        if _finite(x):
+        if is_finite(x):
             ax.axvline(float(x), color=color, ls=ls, lw=1.2, label=f"{label} ({float(x):.0f})")
     ax.set_xlabel("step")
     ax.set_ylabel("events per step (smoothed)")
     ax.set_title("Frustration index F(t) and the candidate maximally frustrated steps", fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 # -- webs ----------------------------------------------------------------------------------------
@@ -237,6 +216,24 @@ def draw_web(
     ax.scatter(xy[:, 0], xy[:, 1], s=5, c=colors, linewidths=0, zorder=3)
     ax.autoscale()
     ax.set_aspect("equal", adjustable="datalim")
+    _web_legend(ax, bool(trunk), len(comps) > 1)
+
+
+def _web_legend(ax: Any, trunk: bool, islands: bool) -> None:
+    """What the colours of a web drawing mean."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], marker="o", ls="", color=C_MAIN, ms=4, label="largest component")]
+    if islands:
+        handles.append(
+            Line2D([], [], marker="o", ls="", color="#7fa7c9", ms=4, label="other islands")
+        )
+    handles.append(Line2D([], [], color="#7f8c8d", lw=0.8, label="web edge"))
+    if trunk:
+        handles.append(Line2D([], [], color=C_FIT, lw=1.3, label="trunk: crossed by 2+ problems"))
+    ax.legend(
+        handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(0, 0), ncol=2, frameon=False
+    )
 
 
 def _loads(topology: dict[str, Any] | None) -> dict[tuple[int, int], int]:
@@ -251,9 +248,9 @@ def plot_web(
     web: nx.Graph, out: str | Path, title: str = "", topology: dict[str, Any] | None = None
 ) -> Path:
     """One web drawn as a graph (see draw_web); topology (from web_topology) adds trunk edges."""
-    fig = Figure(figsize=(7, 7))
+    fig = new_figure(7, 7)
     draw_web(fig.add_subplot(), web, title, _loads(topology))
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_web_snapshots(
@@ -261,23 +258,23 @@ def plot_web_snapshots(
 ) -> Path:
     """Side-by-side web drawings: (title, web, topology or None) per panel."""
     n = max(len(snapshots), 1)
-    fig = Figure(figsize=(5.2 * n, 5.4))
+    fig = new_figure(5.2 * n, 5.4)
     for i, (title, web, topo) in enumerate(snapshots):
         ax = fig.add_subplot(1, n, i + 1)
         if topo:
             title = (
-                f"{title}\n<k> {_fmt(topo['avg_degree'], '.2f')}, {topo['n_components']} islands, "
-                f"giant {_pct(topo['giant_fraction'])}"
+                f"{title}\n<k> {fmt(topo['avg_degree'], '.2f')}, {topo['n_components']} islands, "
+                f"giant {pct(topo['giant_fraction'])}"
             )
         draw_web(ax, web, title, _loads(topo))
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_topology_over_training(
     topology: pd.DataFrame, out: str | Path, mark_steps: dict[str, Any] | None = None
 ) -> Path:
     """<k>, island count and giant-component fraction of the web at each checkpoint."""
-    fig = Figure(figsize=(6.4, 5.6))
+    fig = new_figure(6.4, 5.6)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     t = topology["step"].to_numpy(dtype=float)
     ax1.plot(t, topology["avg_degree"].to_numpy(dtype=float), "o-", ms=2.5, color=C_MAIN)
@@ -306,14 +303,14 @@ def plot_topology_over_training(
     ax3.set_ylim(0, 1.05)
     for key, (_label, color, ls) in MARKS.items():
         x = (mark_steps or {}).get(key)
-        if _finite(x):
+        if is_finite(x):
             for a in (ax1, ax2):
                 a.axvline(float(x), color=color, ls=ls, lw=1)
     h1, l1 = ax2.get_legend_handles_labels()
     h2, l2 = ax3.get_legend_handles_labels()
     ax2.legend(h1 + h2, l1 + l2, fontsize=8, loc="center right")
     ax2.set_xlabel("step")
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 # -- per-problem and SFT -------------------------------------------------------------------------
@@ -327,11 +324,11 @@ def plot_accuracy_raster(
     forgetting events are overlaid as black dots."""
     A = accuracy.to_numpy(dtype=float)
     steps = accuracy.index.to_numpy(dtype=float)
-    fig = Figure(figsize=(7.5, 5.0))
+    fig = new_figure(7.5, 5.0)
     ax = fig.add_subplot()
     if A.size == 0:
         ax.text(0.5, 0.5, "no per-problem records", ha="center", transform=ax.transAxes)
-        return _save(fig, out)
+        return save_figure(fig, out)
     solved = solved_matrix(A)
     first = np.where(solved.any(axis=0), solved.argmax(axis=0), A.shape[0])
     order = np.lexsort((np.arange(A.shape[1]), first))
@@ -352,7 +349,7 @@ def plot_accuracy_raster(
     ax.set_xlabel("step")
     ax.set_ylabel("problem (ordered by first solved)")
     ax.set_title(title, fontsize=9)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_sft_forgetting(
@@ -364,7 +361,7 @@ def plot_sft_forgetting(
     """Old problems' accuracy and solved count through SFT and renewed RLVR (SFT shaded), and
     the new problems' accuracy if recorded."""
     t = metrics["step"].to_numpy(dtype=float)
-    fig = Figure(figsize=(6.4, 4.0))
+    fig = new_figure(6.4, 4.0)
     ax = fig.add_subplot()
     ax.axvspan(0.5, sft_steps + 0.5, color="#f5cba7", alpha=0.5, label=f"SFT ({sft_steps} steps)")
     ax.plot(
@@ -394,7 +391,7 @@ def plot_sft_forgetting(
     title = "SFT forgetting and recovery"
     if forgetting:
         rec = forgetting.get("recovery_steps")
-        if _finite(rec):
+        if is_finite(rec):
             ax.axvline(
                 sft_steps + 1 + float(rec),
                 color=C_FIT,
@@ -403,17 +400,17 @@ def plot_sft_forgetting(
                 label=f"recovered after {float(rec):.0f} RL steps",
             )
         title += (
-            f": lost {_pct(forgetting.get('lost_frac'))} "
+            f": lost {pct(forgetting.get('lost_frac'))} "
             f"of {forgetting.get('solved_before')} solved; "
-            f"{_pct(forgetting.get('lost_downstream_of_cut_bridges_frac'))} "
+            f"{pct(forgetting.get('lost_downstream_of_cut_bridges_frac'))} "
             "of them behind a cut bridge"
         )
     ax.set_title(title, fontsize=9)
     ax.set_xlabel("step")
     ax.set_ylabel("accuracy")
     ax.set_ylim(-0.02, 1.02)
-    ax.legend(fontsize=7, loc="lower right")
-    return _save(fig, out)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    return save_figure(fig, out)
 
 
 # -- all figures of one run ----------------------------------------------------------------------

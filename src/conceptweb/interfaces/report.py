@@ -1,20 +1,16 @@
 """The report of one analysed run: report.md and report.html (figures inline) stating the numbers.
 
-The report is built as a list of blocks (headings, paragraphs, tables, lists, figures) rendered
-twice, to Markdown with relative figure links and to a self-contained HTML page with the PNGs
-embedded as base64.
+Built from the blocks of `interfaces.blocks`, like every report of the package.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conceptweb.rundir import RunDir, atomic_write_text
+from conceptweb.interfaces.blocks import Block, write_report
+from conceptweb.interfaces.numbers import fmt, is_finite, pct
+from conceptweb.rundir import RunDir
 
 FIGURE_CAPTIONS = {
     "learning_curve": "Mean reward per step, the continuous two-segment fit with its knee, and the "
@@ -31,33 +27,6 @@ FIGURE_CAPTIONS = {
     "sft_forgetting": "Accuracy of the old problems through SFT on new problems (shaded) and "
     "renewed RLVR; the dotted line marks recovery.",
 }
-
-
-@dataclass
-class Block:
-    kind: str  # "h1" | "h2" | "p" | "table" | "list" | "figure"
-    content: Any
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
-def fmt(x: Any, spec: str = ".3g") -> str:
-    """A number for the report: n/a for missing values, yes/no for booleans."""
-    if x is None:
-        return "n/a"
-    if isinstance(x, bool):
-        return "yes" if x else "no"
-    if _finite(x):
-        if isinstance(x, int):
-            return str(x)
-        return format(x, spec)
-    return str(x)
-
-
-def pct(x: Any) -> str:
-    return f"{100 * x:.0f}%" if _finite(x) else "n/a"
 
 
 NO_TEST = "-"  # rows without a formal criterion: the numbers speak
@@ -185,7 +154,7 @@ def build_blocks(summary: dict[str, Any], name: str, figures: dict[str, str]) ->
                 f"bridge SFT cut (loss rate {pct(fg.get('lost_rate_crossing_cut_bridge'))} "
                 f"across cut bridges vs {pct(fg.get('lost_rate_elsewhere'))} elsewhere); "
                 f"recovered in {fmt(fg['recovery_steps'], '.0f')} RL steps",
-                _verdict(bool(fg["lost_frac"]) if _finite(fg["lost_frac"]) else None),
+                _verdict(bool(fg["lost_frac"]) if is_finite(fg["lost_frac"]) else None),
             ]
         )
     blocks.append(Block("h2", "What this run shows"))
@@ -222,87 +191,6 @@ def build_blocks(summary: dict[str, Any], name: str, figures: dict[str, str]) ->
     return blocks
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def render_markdown(blocks: list[Block]) -> str:
-    """Blocks as GitHub-flavoured Markdown."""
-    out: list[str] = []
-    for b in blocks:
-        if b.kind == "h1":
-            out.append(f"# {b.content}\n")
-        elif b.kind == "h2":
-            out.append(f"## {b.content}\n")
-        elif b.kind == "p":
-            out.append(f"{b.content}\n")
-        elif b.kind == "list":
-            out.append("\n".join(f"- {x}" for x in b.content) + "\n")
-        elif b.kind == "table":
-            head, rows = b.content
-            lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-            lines += ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
-            out.append("\n".join(lines) + "\n")
-        elif b.kind == "figure":
-            rel, caption = b.content
-            out.append(f"![{caption}]({rel})\n\n*{caption}*\n")
-    return "\n".join(out)
-
-
-def _inline_md(text: str) -> str:
-    """HTML-escape and turn **bold** into <strong>."""
-    parts = html.escape(text).split("**")
-    return "".join(f"<strong>{p}</strong>" if i % 2 else p for i, p in enumerate(parts))
-
-
-def render_html(blocks: list[Block], base: Path) -> str:
-    """Blocks as one self-contained HTML page; figure paths are read relative to `base`."""
-    body: list[str] = []
-    title = "conceptweb report"
-    for b in blocks:
-        if b.kind == "h1":
-            title = str(b.content)
-            body.append(f"<h1>{_inline_md(b.content)}</h1>")
-        elif b.kind == "h2":
-            body.append(f"<h2>{_inline_md(b.content)}</h2>")
-        elif b.kind == "p":
-            body.append(f"<p>{_inline_md(b.content)}</p>")
-        elif b.kind == "list":
-            items = "".join(f"<li>{_inline_md(x)}</li>" for x in b.content)
-            body.append(f"<ul>{items}</ul>")
-        elif b.kind == "table":
-            head, rows = b.content
-            th = "".join(f"<th>{_inline_md(h)}</th>" for h in head)
-            trs = "".join(
-                "<tr>" + "".join(f"<td>{_inline_md(c)}</td>" for c in r) + "</tr>" for r in rows
-            )
-            body.append(f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>")
-        elif b.kind == "figure":
-            rel, caption = b.content
-            path = base / rel
-            if path.is_file():
-                data = base64.b64encode(path.read_bytes()).decode("ascii")
-                src = f"data:image/png;base64,{data}"
-            else:
-                src = html.escape(rel)
-            body.append(
-                f'<figure><img src="{src}" alt="{html.escape(caption)}">'
-                f"<figcaption>{html.escape(caption)}</figcaption></figure>"
-            )
-    style = (
-        "body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;"
-        "color:#222}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;"
-        "padding:4px 8px;vertical-align:top;text-align:left}th{background:#f3f3f3}"
-        "img{max-width:100%}figure{margin:1.5em 0}figcaption{color:#555;font-size:90%}"
-    )
-    return (
-        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-        f"<title>{html.escape(title)}</title><style>{style}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
-
-
 def write_run_report(
     run: RunDir | str | Path,
     summary: dict[str, Any],
@@ -330,8 +218,4 @@ def write_run_report(
             rel[key] = p.resolve().relative_to(base.resolve()).as_posix()
         except ValueError:
             rel[key] = p.resolve().as_posix()
-    blocks = build_blocks(summary, run.path.resolve().name, rel)
-    md_path = base / "report.md"
-    atomic_write_text(md_path, render_markdown(blocks))
-    atomic_write_text(base / "report.html", render_html(blocks, base))
-    return md_path
+    return write_report(build_blocks(summary, run.path.resolve().name, rel), base)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from conceptweb.jsonable import to_jsonable
 from conceptweb.llm.config import LLMRunConfig
 from conceptweb.llm.data import LoadedProblems, Problem, load_problems
 from conceptweb.llm.generate import sample_scored
@@ -158,20 +159,9 @@ def write_results(results: list[EvalResult], prefix: str | Path) -> tuple[Path, 
     """PREFIX.json (everything, per problem too) and PREFIX.md (the table)."""
     prefix = Path(prefix)
     js, md = prefix.with_suffix(".json"), prefix.with_suffix(".md")
-    atomic_write_json(js, {"results": [_finite(asdict(r)) for r in results]})
+    atomic_write_json(js, {"results": [to_jsonable(asdict(r)) for r in results]})
     atomic_write_text(md, results_table(results))
     return js, md
-
-
-def _finite(obj: Any) -> Any:
-    """NaN and infinities as None (JSON has no NaN)."""
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def load_results(path: str | Path) -> list[dict[str, Any]]:

@@ -1,4 +1,8 @@
-"""A transformer on CoNet: pre-trained on random walks, then GRPO beside tabular CoNet."""
+"""A transformer on CoNet: pre-trained on random walks, then GRPO beside tabular CoNet.
+
+An experiment (it needs conceptweb[llm]; torch and TRL are imported inside the functions that
+use them). Its report and figures are drawn by `interfaces.conet_demo_report`.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import json
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +26,12 @@ from conceptweb.config import (
     resolve_config,
 )
 from conceptweb.errors import ConceptwebError
+from conceptweb.jsonable import to_jsonable
 from conceptweb.rundir import atomic_write_json, atomic_write_text
 
 QUESTION = "from {s} to {t} :"
 RUN_KINDS = ("conet", "conet-annealed", "transformer", "transformer-annealed")
+Results = dict[int, dict[str, dict[str, Any]]]
 
 
 class DemoConfig(BaseModel):
@@ -385,10 +392,19 @@ def ensure_dir(p: Path) -> Path:
     return p
 
 
-def run_demo(
-    dc: DemoConfig, out: str | Path, echo: Callable[[str], None] = print, command: str = ""
-) -> Path:
-    """Run (or continue) the whole demonstration into `out` and write report.md.
+@dataclass(frozen=True)
+class DemoResult:
+    """What a demonstration measured: per seed, per run kind, the shared diagnostics."""
+
+    config: DemoConfig
+    results: Results
+    seeds_info: dict[int, dict[str, Any]]
+    out: Path
+    seconds: float
+
+
+def run_demo(dc: DemoConfig, out: str | Path, echo: Callable[[str], None] = print) -> DemoResult:
+    """Run (or continue) the whole demonstration into `out`; results.json holds its numbers.
 
     Tabular CoNet's policy pi(j | i) is Markov: every problem that passes through node i shares
     its outgoing distribution, which is where frustration comes from. A language model sees the
@@ -399,9 +415,8 @@ def run_demo(
     at the answer. It is then trained with GRPO (TRL's GRPOTrainer, through conceptweb.llm's
     monitor and Annealed-RLVR) on the same problems that tabular CoNet trains on (same graph, same
     pairs, same G and walk limit L), over several seeds, with and without heating. Both sides are
-    measured by the same diagnostics (conceptweb.analysis) and compared in report.md.
+    measured by the same diagnostics (conceptweb.analysis); the report compares them.
     """
-    from conceptweb.llm.conet_report import measure, write_report, write_results
     from conceptweb.llm.runtime import quiet_libraries
 
     quiet_libraries(dc.threads)
@@ -418,7 +433,143 @@ def run_demo(
         kinds = RUN_KINDS if dc.anneal else RUN_KINDS[::2]
         results[seed] = {k: measure(out / f"seed{seed}" / k) for k in kinds}
     write_results(dc, seeds_info, results, out)
-    seconds = time.perf_counter() - t0
-    return write_report(
-        dc, results, seeds_info, out, seconds, command or "conceptweb llm conet-demo"
-    )
+    return DemoResult(dc, results, seeds_info, out, time.perf_counter() - t0)
+
+
+# -- measurement ---------------------------------------------------------------------------------
+def measure(run_dir: Path) -> dict[str, Any]:
+    """The shared diagnostics of one run, and its final ID/OOD accuracy."""
+    from conceptweb.analysis.summary import analyze
+    from conceptweb.rundir import RunDir
+
+    run = RunDir.open(run_dir)
+    a = analyze(run, with_topology=False)
+    s = a.summary
+    m = a.metrics
+    rl = m[m["phase"] == "rl"] if "phase" in m.columns else m
+    tail = max(1, len(rl) // 10)
+    out: dict[str, Any] = {
+        "reward_start": float(rl["reward_mean"].iloc[:5].mean()),
+        "reward_end": float(rl["reward_mean"].iloc[-tail:].mean()),
+        "two_stage": s["two_stage"],
+        "v_shape": s["v_shape"],
+        "frustration": s["frustration"],
+        "collapse": s["collapse"],
+        "candidates": s["frustration_candidates"],
+        "steps": m["step"].to_numpy().tolist(),
+        "reward": m["reward_mean"].to_numpy().tolist(),
+        "len_correct": m["len_correct_mean"].to_numpy().tolist(),
+        "F": a.frustration["F"].tolist() if a.frustration else [],
+        "F_steps": a.accuracy.index.to_numpy().tolist(),
+        "n_problems": int(a.accuracy.shape[1]),
+    }
+    meta = run.read_meta()
+    heats = meta.get("heats")  # LLM runs record their heats; CoNet runs the detector's verdicts
+    if heats is None and "det_fire" in m.columns:
+        fired = m[m["det_fire"].fillna(False).astype(bool)]
+        heats = [{"step": int(fired["step"].iloc[0])}] if len(fired) else []
+    out["heat_step"] = int(heats[0]["step"]) if heats else None
+    out.update(final_accuracy(run))
+    return out
+
+
+def final_accuracy(run: Any) -> dict[str, float]:
+    """ID and held-out accuracy (mean@k and best@k) of the final policy."""
+    from conceptweb.llm.evaluate import load_results
+
+    results = run.path / "eval_llm.json"
+    if results.is_file():
+        out = {}
+        for r in load_results(results):
+            key = "id" if r["split"] == "id" else "heldout"
+            out[f"{key}_mean"] = r["mean_at_k"]
+            out[f"{key}_best"] = r["best_at_k"]
+        return out
+    ev = run.read_eval()
+    if not len(ev):
+        return {}
+    last = ev[ev["step"] == ev["step"].max()]
+    out = {}
+    for split, key in (("train", "id"), ("heldout", "heldout")):
+        part = last[last["split"] == split]
+        if len(part):
+            out[f"{key}_mean"] = float(part["accuracy"].mean())
+            out[f"{key}_best"] = float((part["n_correct"] > 0).mean())
+    return out
+
+
+def summary_rows(results: Results) -> list[dict[str, Any]]:
+    """Per run kind, across seeds: how often each phenomenon appears, and mean numbers."""
+    from conceptweb.analysis.stats import seed_interval
+
+    unit, count = (0.0, 1.0), (0.0, math.inf)
+    rows = []
+    kinds = sorted({k for runs in results.values() for k in runs}, key=RUN_KINDS.index)
+    for kind in kinds:
+        rs = [runs[kind] for runs in results.values() if kind in runs]
+        n = len(rs)
+
+        def col(f: Callable[[dict[str, Any]], Any], rs: list[dict[str, Any]] = rs) -> np.ndarray:
+            return np.array([as_float(f(r)) for r in rs], dtype=np.float64)
+
+        forget_rate = col(
+            lambda r: (
+                (r["frustration"] or {}).get("n_forgetting_events", math.nan)
+                / max(r["n_problems"], 1)
+            )
+        )
+        rows.append(
+            {
+                "run": kind,
+                "seeds": n,
+                "two_stage": sum(bool((r["two_stage"] or {}).get("is_two_stage")) for r in rs),
+                "v_shape": sum(bool((r["v_shape"] or {}).get("is_v")) for r in rs),
+                "forgetting_any": sum(
+                    ((r["frustration"] or {}).get("n_forgetting_events") or 0) > 0 for r in rs
+                ),
+                "reward_end": seed_interval(col(lambda r: r["reward_end"]), unit),
+                "id_mean": seed_interval(col(lambda r: r.get("id_mean")), unit),
+                "heldout_mean": seed_interval(col(lambda r: r.get("heldout_mean")), unit),
+                "forget_per_problem": seed_interval(forget_rate, count),
+                "v_drop": seed_interval(col(lambda r: (r["v_shape"] or {}).get("drop_frac")), unit),
+                "v_rise": seed_interval(col(lambda r: (r["v_shape"] or {}).get("rise_frac"))),
+                "slope_ratio": seed_interval(
+                    col(lambda r: (r["two_stage"] or {}).get("slope_ratio")), count
+                ),
+            }
+        )
+    return rows
+
+
+def as_float(x: Any) -> float:
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def compute_minutes(seeds_info: dict[int, dict[str, Any]]) -> float:
+    """Minutes spent pretraining and training, summed over seeds (recorded as runs finish)."""
+    total = 0.0
+    for info in seeds_info.values():
+        total += float(info.get("pretrain", {}).get("seconds", 0.0))
+        total += sum(float(v) for k, v in info.items() if k.endswith("_seconds"))
+    return total / 60
+
+
+def write_results(
+    dc: DemoConfig,
+    seeds_info: dict[int, dict[str, Any]],
+    results: Results,
+    out: Path,
+) -> Path:
+    """results.json: the config, per-seed pretraining info, and every run's measurements."""
+    curves = ("steps", "reward", "len_correct", "F", "F_steps")
+    runs = {
+        str(seed): {k: {kk: v for kk, v in r.items() if kk not in curves} for k, r in rs.items()}
+        for seed, rs in results.items()
+    }
+    data = {"config": dc.model_dump(mode="json"), "seeds": seeds_info, "runs": runs}
+    path = out / "results.json"
+    atomic_write_json(path, to_jsonable(data))
+    return path

@@ -1,4 +1,4 @@
-"""CLI commands of the LLM side: `conceptweb llm train`, `eval`, `datasets` and `conet-demo`."""
+"""The `conceptweb llm` command group: train, eval, datasets, conet-demo (LLM stack imported lazily)."""
 
 from __future__ import annotations
 
@@ -7,46 +7,33 @@ from typing import Annotated, Any
 
 import typer
 
-llm_app = typer.Typer(
-    help="RLVR diagnostics and Annealed-RLVR for real language models on TRL "
-    "(needs conceptweb\\[llm]: pip install torch==2.13.0 'conceptweb\\[llm]').",
-    no_args_is_help=True,
+from conceptweb.errors import ConceptwebError
+from conceptweb.interfaces.cli_common import (
+    AnnealOpt,
+    QuietOpt,
+    ResumeOpt,
+    flag,
+    group,
+    parse_anneal,
+    user_errors,
 )
 
-
-def register(app: typer.Typer) -> None:
-    """Add the `llm` command group to the main app."""
-    app.add_typer(llm_app, name="llm")
-
-
-# Imported after `register` exists: conceptweb.interfaces.cli imports this module to register it.
-from conceptweb.errors import ConceptwebError  # noqa: E402
-from conceptweb.interfaces.cli import user_errors  # noqa: E402
+app = group(
+    "RLVR diagnostics and Annealed-RLVR for real language models on TRL "
+    "(needs conceptweb\\[llm]: pip install torch==2.13.0 'conceptweb\\[llm]')."
+)
 
 SetOpt = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="override a config value, e.g. --set grpo.learning_rate=1e-6"),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")]
 
 
 def _echo(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
-def parse_llm_anneal(value: str | None) -> dict[str, Any]:
-    """--anneal off | auto | at:STEP into config overrides."""
-    if value is None:
-        return {}
-    if value in ("off", "auto"):
-        return {"anneal": {"mode": value}}
-    kind, _, arg = value.partition(":")
-    if kind == "at" and arg.isdigit() and int(arg) >= 1:
-        return {"anneal": {"mode": "at", "at_step": int(arg)}}
-    raise ConceptwebError(f"--anneal must be off, auto or at:STEP, got {value!r}")
-
-
-@llm_app.command()
+@app.command()
 @user_errors
 def train(
     out: Annotated[Path, typer.Option("--out", "-o", help="run directory to write")],
@@ -55,12 +42,8 @@ def train(
     ] = None,
     set_: SetOpt = None,
     steps: Annotated[int | None, typer.Option(help="total steps (GRPO + heating)")] = None,
-    anneal: Annotated[
-        str | None, typer.Option(help="Annealed-RLVR: off, auto (detector) or at:STEP")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="continue the run in --out from its last checkpoint")
-    ] = False,
+    anneal: AnnealOpt = None,
+    resume: ResumeOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """RLVR (GRPO on TRL) with the dynamics monitor, and Annealed-RLVR; records into --out."""
@@ -79,7 +62,7 @@ def train(
     else:
         if config is None:
             raise ConceptwebError("give --config (e.g. configs/tiny-cpu.yaml), or --resume")
-        extra = parse_llm_anneal(anneal)
+        extra = parse_anneal(anneal)
         if steps is not None:
             extra = deep_merge(extra, {"steps": steps})
         cfg = resolve_llm_config(config, set_ or [], extra)
@@ -95,7 +78,7 @@ def train(
     )
 
 
-@llm_app.command("eval")
+@app.command("eval")
 @user_errors
 def eval_(
     model: Annotated[str, typer.Option("--model", "-m", help="model directory or hub name")],
@@ -160,7 +143,7 @@ def eval_(
         _echo(f"results written to {js} and {md}")
 
 
-@llm_app.command("datasets")
+@app.command("datasets")
 def list_datasets() -> None:
     """The datasets known by name, where they come from and which fields are used."""
     from conceptweb.llm.data import DATASETS, SYNTHETIC
@@ -179,13 +162,13 @@ def list_datasets() -> None:
     typer.echo("\n".join(lines))
 
 
-@llm_app.command("conet-demo")
+@app.command("conet-demo")
 @user_errors
 def conet_demo(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="directory for runs, figures, report.md")
     ],
-    quick: Annotated[bool, typer.Option("--quick", help="a few minutes on 2 CPU cores")] = False,
+    quick: Annotated[bool, flag("--quick", help="a few minutes on 2 CPU cores")] = False,
     seeds: Annotated[int | None, typer.Option(help="number of seeds")] = None,
     steps: Annotated[int | None, typer.Option(help="RL steps per run")] = None,
     set_: SetOpt = None,
@@ -195,12 +178,13 @@ def conet_demo(
     from conceptweb.llm import require_llm
 
     require_llm()
-    from conceptweb.llm.conet_demo import DemoConfig, run_demo
+    from conceptweb.experiments.conet_demo import DemoConfig, run_demo
+    from conceptweb.interfaces.conet_demo_report import write_demo_report
 
     cfg = DemoConfig.preset(quick=quick, seeds=seeds, steps=steps, sets=set_ or [])
     command = f"conceptweb llm conet-demo --out {out}" + (" --quick" if quick else "")
     command += f" --seeds {seeds}" if seeds is not None else ""
     command += f" --steps {steps}" if steps is not None else ""
     command += "".join(f" --set {item}" for item in set_ or [])
-    report = run_demo(cfg, out, echo=_echo, command=command)
+    report = write_demo_report(run_demo(cfg, out, echo=_echo), command)
     _echo(f"report written to {report}")

@@ -1,0 +1,69 @@
+"""Figure chores shared by every figure: new figures (matplotlib's object API, no pyplot state,
+no global backend), one atomic saver at one DPI, and mean-over-seeds bands clipped to the range.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from conceptweb.analysis.stats import mean_ci
+from conceptweb.rundir import atomic_path
+
+DPI = 110
+
+
+def new_figure(width: float, height: float, constrained: bool = False) -> Figure:
+    """A figure on its own Agg canvas (safe in worker processes and without a display)."""
+    fig = Figure(figsize=(width, height), layout="constrained" if constrained else None)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write a figure atomically (temporary file, then rename) at DPI, in the format its suffix
+    names (.png, .pdf, .svg); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    with atomic_path(path) as tmp:
+        fig.savefig(
+            tmp,
+            format=path.suffix.lstrip(".").lower() or "png",
+            dpi=DPI,
+            bbox_inches="tight",
+            metadata={"Software": None},
+        )
+    return path
+
+
+def plot_band(
+    ax: Any,
+    wide: pd.DataFrame,
+    label: str,
+    color: str | None = None,
+    smooth: int = 1,
+    bounds: tuple[float, float] | None = None,
+) -> None:
+    """Mean over seeds (columns of `wide`, indexed by step) with its 95% t-band.
+
+    `smooth` is a trailing rolling mean over steps; `bounds` clips the band to the quantity's
+    range (accuracies to [0, 1]); with one seed there is no band.
+    """
+    if smooth > 1:
+        wide = wide.rolling(smooth, min_periods=1).mean()
+    st = np.array([mean_ci(row) for row in wide.to_numpy()]).reshape(-1, 3)
+    (line,) = ax.plot(
+        wide.index, st[:, 0], color=color, label=f"{label} (n={wide.shape[1]})", lw=1.4
+    )
+    if wide.shape[1] > 1:
+        lo, hi = st[:, 1], st[:, 2]
+        if bounds is not None:
+            lo, hi = np.clip(lo, *bounds), np.clip(hi, *bounds)
+        ax.fill_between(wide.index, lo, hi, color=line.get_color(), alpha=0.18, lw=0)
