@@ -19,11 +19,7 @@ KNOWN_LONG = {
     ("analysis/forgetting.py", "sft_forgetting"),
     ("analysis/summary.py", "analyze"),
     ("analysis/summary.py", "_build_summary"),
-    ("experiments/reproduce.py", "evaluate_claims"),
-    ("interfaces/cli_analysis.py", "register"),
-    ("interfaces/cli_experiments.py", "register"),
     ("interfaces/report.py", "build_blocks"),
-    ("interfaces/suite_report.py", "suite_markdown"),
 }
 
 
