@@ -16,9 +16,6 @@ MAX_LINES = 80
 REASON = "long because"
 # (path under src/conceptweb, qualified name): long functions awaiting a split by their owners
 KNOWN_LONG = {
-    ("analysis/forgetting.py", "sft_forgetting"),
-    ("analysis/summary.py", "analyze"),
-    ("analysis/summary.py", "_build_summary"),
     ("interfaces/report.py", "build_blocks"),
 }
 

@@ -37,11 +37,11 @@ def _noise(seed: int, scale: float) -> np.ndarray:
 def test_piecewise_curve_is_two_stage_with_its_knee(seed):
     y = np.where(T < 150, 0.1 + 0.7 * T / 150, 0.8 + 0.1 * (T - 150) / 450) + _noise(seed, 0.02)
     r = fit_two_stage(T, y)
-    assert r["is_two_stage"], r["reason"]
-    assert abs(r["knee_step"] - 150) < 8
-    assert r["slope_early"] == pytest.approx(0.7 / 150, rel=0.05)
-    assert r["slope_late"] == pytest.approx(0.1 / 450, rel=0.3)
-    assert r["slope_ratio"] > 5 and r["bic_piecewise"] < r["bic_saturating"]
+    assert r.is_two_stage, r.reason
+    assert abs(r.knee_step - 150) < 8
+    assert r.slope_early == pytest.approx(0.7 / 150, rel=0.05)
+    assert r.slope_late == pytest.approx(0.1 / 450, rel=0.3)
+    assert r.slope_ratio > 5 and r.bic_piecewise < r.bic_saturating
 
 
 @pytest.mark.parametrize("c", [15.0, 60.0, 200.0])
@@ -49,35 +49,35 @@ def test_piecewise_curve_is_two_stage_with_its_knee(seed):
 def test_exponential_saturation_is_not_two_stage(c, noise):
     y = 0.9 - 0.8 * np.exp(-T / c) + _noise(3, noise)
     r = fit_two_stage(T, y)
-    assert not r["is_two_stage"]
-    assert r["bic_saturating"] < r["bic_piecewise"]
-    assert "saturating" in r["reason"]
+    assert not r.is_two_stage
+    assert r.bic_saturating < r.bic_piecewise
+    assert "saturating" in r.reason
 
 
 def test_gentle_bend_fails_the_slope_ratio():
     y = np.where(T < 300, 0.002 * T, 0.6 + 0.001 * (T - 300)) + _noise(4, 0.005)
     r = fit_two_stage(T, y)
-    assert r["bic_piecewise"] < r["bic_saturating"]  # a real kink ...
-    assert r["slope_ratio"] == pytest.approx(2.0, rel=0.15)
-    assert not r["is_two_stage"] and "5 x" in r["reason"]  # ... but not two stages
+    assert r.bic_piecewise < r.bic_saturating  # a real kink ...
+    assert r.slope_ratio == pytest.approx(2.0, rel=0.15)
+    assert not r.is_two_stage and "5 x" in r.reason  # ... but not two stages
 
 
 def test_falling_late_stage_counts_as_steep_ratio():
     y = np.where(T < 100, 0.008 * T, 0.8 - 0.0002 * (T - 100)) + _noise(5, 0.01)
     r = fit_two_stage(T, y)
-    assert r["is_two_stage"] and math.isnan(r["slope_ratio"])
+    assert r.is_two_stage and math.isnan(r.slope_ratio)
 
 
 def test_two_stage_is_robust_to_bad_input():
     r = fit_two_stage([1, 2, 3], [0.1, 0.2, 0.3])
-    assert not r["is_two_stage"] and "too few" in r["reason"] and math.isnan(r["knee_step"])
+    assert not r.is_two_stage and "too few" in r.reason and math.isnan(r.knee_step)
     r = fit_two_stage(T, np.full(T.size, 0.4))
-    assert not r["is_two_stage"] and r["reason"] == "flat curve"
+    assert not r.is_two_stage and r.reason == "flat curve"
     y = np.where(T < 150, 0.1 + 0.7 * T / 150, 0.8 + 0.1 * (T - 150) / 450)
     y[::7] = np.nan
     r = fit_two_stage(T, y)
-    assert r["is_two_stage"] and abs(r["knee_step"] - 150) < 2
-    assert fit_two_stage([], [])["reason"].startswith("too few")
+    assert r.is_two_stage and abs(r.knee_step - 150) < 2
+    assert fit_two_stage([], []).reason.startswith("too few")
 
 
 # -- V -----------------------------------------------------------------------------------------
@@ -85,17 +85,17 @@ def test_v_is_found_at_its_minimum():
     y = 10 + 20 * ((T - 240) / 240) ** 2
     y = np.where(T > 240, 10 + 8 * ((T - 240) / 360) ** 2, y) + _noise(6, 0.5)
     r = detect_v_shape(T, y)
-    assert r["is_v"], r["reason"]
-    assert abs(r["min_step"] - 240) < 30
-    assert r["drop_frac"] > 0.5 and r["rise_frac"] > 0.5
-    assert r["min_len"] == pytest.approx(10, abs=1)
+    assert r.is_v, r.reason
+    assert abs(r.min_step - 240) < 30
+    assert r.drop_frac > 0.5 and r.rise_frac > 0.5
+    assert r.min_len == pytest.approx(10, abs=1)
 
 
 def test_monotone_decrease_is_not_a_v():
     y = 5 + 40 * np.exp(-T / 80) + _noise(7, 0.3)
     r = detect_v_shape(T, y)
-    assert not r["is_v"]
-    assert r["drop_frac"] > 0.5
+    assert not r.is_v
+    assert r.drop_frac > 0.5
 
 
 @pytest.mark.parametrize(
@@ -111,15 +111,15 @@ def test_monotone_decrease_is_not_a_v():
 )
 def test_near_misses_are_not_vs(curve, why):
     r = detect_v_shape(T, curve(T) + _noise(8, 0.05))
-    assert not r["is_v"] and why in r["reason"]
+    assert not r.is_v and why in r.reason
 
 
 def test_v_ignores_nans_and_short_series():
     y = 10 + 20 * ((T - 300) / 300) ** 2
     y[:20] = np.nan  # no correct rollouts yet
-    assert detect_v_shape(T, y)["is_v"]
+    assert detect_v_shape(T, y).is_v
     r = detect_v_shape([1, 2, 3], [3, 2, 3])
-    assert not r["is_v"] and "too few" in r["reason"]
+    assert not r.is_v and "too few" in r.reason
 
 
 # -- events and frustration --------------------------------------------------------------------
@@ -161,9 +161,9 @@ def test_frustration_index_and_peak():
     assert F3[5] == pytest.approx(2 / 3) and F3[0] == pytest.approx(0.0)
     steps = np.arange(10, 110, 10)
     p = frustration_peak(steps, frustration_index(forget, window=1))
-    assert p["peak_step"] == 30 and p["peak_value"] == 3
+    assert p.peak_step == 30 and p.peak_value == 3
     p = frustration_peak(steps, np.zeros(10))
-    assert math.isnan(p["peak_step"]) and "no forgetting" in p["reason"]
+    assert math.isnan(p.peak_step) and "no forgetting" in p.reason
 
 
 def test_frustration_analysis_finds_a_planted_burst():
@@ -175,9 +175,9 @@ def test_frustration_analysis_finds_a_planted_burst():
         t = 110 + q
         acc[t : t + 15, q] = 0.1
     r = frustration_analysis(steps, acc, window=11)
-    assert 110 <= r["peak_step"] <= 131
-    assert r["n_forgetting_events"] == 20 and r["n_learning_events"] == 20
-    assert r["F"].shape == (300,)
+    assert 110 <= r.peak_step <= 131
+    assert r.n_forgetting_events == 20 and r.n_learning_events == 20
+    assert r.F.shape == (300,)
 
 
 def test_accuracy_matrix_pivots_train_split():
@@ -199,21 +199,21 @@ def test_logistic_transition_width():
     t = np.arange(300.0)
     y = 1 / (1 + np.exp(-(t - 120) / 5))
     r = fit_logistic(t, y)
-    assert r["ok"] and r["is_transition"]
-    assert r["t0"] == pytest.approx(120, abs=0.5)
-    assert r["width"] == pytest.approx(2 * np.log(9) * 5, rel=0.02)
+    assert r.ok and r.is_transition
+    assert r.t0 == pytest.approx(120, abs=0.5)
+    assert r.width == pytest.approx(2 * np.log(9) * 5, rel=0.02)
     noisy = np.clip(y + np.random.default_rng(1).normal(0, 0.1, t.size), 0, 1)
     r = fit_logistic(t, noisy)
-    assert abs(r["t0"] - 120) < 3 and 10 < r["width"] < 35
+    assert abs(r.t0 - 120) < 3 and 10 < r.width < 35
     sharp = fit_logistic(t, (t >= 200).astype(float))
-    assert sharp["is_transition"] and sharp["width"] < 5 and abs(sharp["t0"] - 199.5) < 1.5
+    assert sharp.is_transition and sharp.width < 5 and abs(sharp.t0 - 199.5) < 1.5
 
 
 def test_logistic_on_flat_and_short_series():
-    assert fit_logistic(np.arange(50), np.full(50, 0.7))["reason"] == "flat"
-    assert not fit_logistic([1, 2], [0, 1])["ok"]
+    assert fit_logistic(np.arange(50), np.full(50, 0.7)).reason == "flat"
+    assert not fit_logistic([1, 2], [0, 1]).ok
     flatish = fit_logistic(np.arange(100), 0.5 + 0.01 * np.sin(np.arange(100)))
-    assert flatish["ok"] and not flatish["is_transition"]
+    assert flatish.ok and not flatish.is_transition
     df = transition_fits(np.arange(100), np.stack([np.arange(100) > 50, np.zeros(100)], 1))
     assert df["is_transition"].tolist() == [True, False]
 
@@ -236,4 +236,4 @@ def test_edge_means_and_candidates():
     s, e = edge_means(np.arange(101), np.r_[np.full(11, 1.0), np.full(79, 5.0), np.full(11, 3.0)])
     assert (s, e) == (1.0, 3.0)
     c = frustration_candidates(125.0, 398.0, float("nan"))
-    assert c["spread"] == 273.0 and math.isnan(c["knee_step"])
+    assert c.spread == 273.0 and math.isnan(c.knee_step)

@@ -58,17 +58,17 @@ def _hand_built_sft_run(path) -> RunDir:
 def test_lost_problems_sit_behind_the_cut_bridge(tmp_path):
     run = _hand_built_sft_run(tmp_path / "hand")
     r = sft_forgetting(run, window=1)
-    assert r["solved_before"] == 3 and r["solved_after_sft"] == 1
-    assert r["lost_frac"] == pytest.approx(2 / 3)
-    assert r["n_cut_bridges"] == 1 and r["n_bridges_before"] == 4
-    assert r["lost_downstream_of_cut_bridges_frac"] == 1.0
-    assert r["lost_rate_crossing_cut_bridge"] == 1.0 and r["lost_rate_elsewhere"] == 0.0
-    assert r["recovery_steps"] == 2 and r["recovered_frac_end"] == 1.0
-    assert r["measured_from"] == "eval"
+    assert r.solved_before == 3 and r.solved_after_sft == 1
+    assert r.lost_frac == pytest.approx(2 / 3)
+    assert r.n_cut_bridges == 1 and r.n_bridges_before == 4
+    assert r.lost_downstream_of_cut_bridges_frac == 1.0
+    assert r.lost_rate_crossing_cut_bridge == 1.0 and r.lost_rate_elsewhere == 0.0
+    assert r.recovery_steps == 2 and r.recovered_frac_end == 1.0
+    assert r.measured_from == "eval"
     # without eval.parquet the per-step records of step 1 and step S + 1 are used
     run.eval_path.unlink()
     r = sft_forgetting(run, window=1)
-    assert r["measured_from"] == "rollouts" and r["solved_after_sft"] == 1
+    assert r.measured_from == "rollouts" and r.solved_after_sft == 1
 
 
 def test_recovery_steps_by_hand():
@@ -88,20 +88,19 @@ def test_recovery_steps_by_hand():
 
 def test_real_sft_run(sft_run):
     r = sft_forgetting(sft_run)
-    for key in FORGETTING_KEYS:
-        assert key in r
-    assert r["sft_steps"] == 20 and r["n_problems"] == 12
+    assert list(r.to_dict())[: len(FORGETTING_KEYS)] == FORGETTING_KEYS
+    assert r.sft_steps == 20 and r.n_problems == 12
     # solved before/after SFT: the training evaluations at step 0 and at step S = 20
     ev = sft_run.read_eval()
     ev = ev[ev["split"] == "train"].pivot_table(index="problem", columns="step", values="accuracy")
     before, after = ev[0].to_numpy() >= 0.5, ev[20].to_numpy() >= 0.5
-    assert r["measured_from"] == "eval"
-    assert r["solved_before"] == before.sum() and r["solved_after_sft"] == after.sum()
-    assert r["n_lost"] == (before & ~after).sum() > 0  # this SFT does forget
-    assert r["lost_frac"] == pytest.approx(r["n_lost"] / r["solved_before"])
-    assert r["accuracy_after_sft"] == pytest.approx(ev[20].mean())
-    assert r["after_checkpoint_step"] == 20
-    assert r["new_accuracy_after_sft"] >= r["new_accuracy_before"]
+    assert r.measured_from == "eval"
+    assert r.solved_before == before.sum() and r.solved_after_sft == after.sum()
+    assert r.n_lost == (before & ~after).sum() > 0  # this SFT does forget
+    assert r.lost_frac == pytest.approx(r.n_lost / r.solved_before)
+    assert r.accuracy_after_sft == pytest.approx(ev[20].mean())
+    assert r.after_checkpoint_step == 20
+    assert r.new_accuracy_after_sft >= r.new_accuracy_before
 
 
 def test_plain_run_is_not_an_sft_run(base_run):

@@ -38,7 +38,7 @@ def test_summary_numbers_agree_with_the_records(base_run):
     last = a.topology.iloc[-1]
     assert s["web"]["final_avg_degree"] == pytest.approx(last["avg_degree"])
     assert s["web"]["n_bridges"] == last["n_bridges"]
-    assert s["frustration"]["n_forgetting_events"] == int(a.frustration["forget"].sum())
+    assert s["frustration"]["n_forgetting_events"] == int(a.frustration.forget.sum())
     steps = a.metrics["step"].to_numpy()
     assert steps[0] <= s["v_shape"]["min_step"] <= steps[-1]
     assert s["frustration_candidates"]["v_bottom_step"] == s["v_shape"]["min_step"]

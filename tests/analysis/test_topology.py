@@ -25,62 +25,62 @@ from conceptweb.model.policy import softmax
 def test_path_graph():
     web = nx.DiGraph([(0, 1), (1, 2), (2, 3), (3, 4)])
     t = web_topology(web, sources=[0, 4, 1], targets=[4, 0, 3])
-    assert (t["n_nodes"], t["n_edges"]) == (5, 4)
-    assert t["avg_degree"] == pytest.approx(1.6)
-    assert t["n_components"] == 1 and t["component_sizes"] == [5]
-    assert t["giant_fraction"] == 1.0
-    assert t["n_bridges"] == 4 and t["bridges"] == [(0, 1), (1, 2), (2, 3), (3, 4)]
-    assert t["leaves"] == [0, 4]
+    assert (t.n_nodes, t.n_edges) == (5, 4)
+    assert t.avg_degree == pytest.approx(1.6)
+    assert t.n_components == 1 and t.component_sizes == (5,)
+    assert t.giant_fraction == 1.0
+    assert t.n_bridges == 4 and t.bridges == ((0, 1), (1, 2), (2, 3), (3, 4))
+    assert t.leaves == (0, 4)
     # undirected geodesics; along directed web edges 4 -> 0 is impossible
-    assert t["geodesics"] == [4, 4, 2]
-    assert t["mean_geodesic"] == pytest.approx(10 / 3)
-    assert t["directed_geodesics"][0] == 4 and math.isnan(t["directed_geodesics"][1])
-    assert t["frac_connected"] == 1.0 and t["frac_directed"] == pytest.approx(2 / 3)
+    assert t.geodesics == (4, 4, 2)
+    assert t.mean_geodesic == pytest.approx(10 / 3)
+    assert t.directed_geodesics[0] == 4 and math.isnan(t.directed_geodesics[1])
+    assert t.frac_connected == 1.0 and t.frac_directed == pytest.approx(2 / 3)
 
 
 def test_star_graph():
     web = nx.star_graph(5)  # centre 0, leaves 1..5
     ent = np.array([2.0, 0.5, 0.5, 0.5, 0.5, 1.0])
     t = web_topology(web, sources=[1, 2], targets=[2, 0], node_entropy=ent)
-    assert t["avg_degree"] == pytest.approx(2 * 5 / 6)
-    assert t["n_bridges"] == 5 and t["n_leaves"] == 5
-    assert t["geodesics"] == [2, 1]
-    assert t["leaf_entropy"] == pytest.approx(0.6)
-    assert t["trunk_entropy"] == pytest.approx(2.0)
+    assert t.avg_degree == pytest.approx(2 * 5 / 6)
+    assert t.n_bridges == 5 and t.n_leaves == 5
+    assert t.geodesics == (2, 1)
+    assert t.leaf_entropy == pytest.approx(0.6)
+    assert t.trunk_entropy == pytest.approx(2.0)
 
 
 def test_binary_tree():
     web = nx.balanced_tree(2, 2)  # 7 nodes, 6 edges, 4 leaves
     t = web_topology(web, sources=[3], targets=[6])
-    assert (t["n_nodes"], t["n_edges"], t["n_leaves"], t["n_bridges"]) == (7, 6, 4, 6)
-    assert t["avg_degree"] == pytest.approx(12 / 7)
-    assert t["geodesics"] == [4]
+    assert (t.n_nodes, t.n_edges, t.n_leaves, t.n_bridges) == (7, 6, 4, 6)
+    assert t.avg_degree == pytest.approx(12 / 7)
+    assert t.geodesics == (4,)
 
 
 def test_two_islands_joined_by_one_bridge():
     web = nx.Graph([(0, 1), (1, 2), (2, 0), (3, 4), (4, 5), (5, 3), (2, 3)])
     paths = [[0, 2, 3, 5], [0, 1, 2], [5, 3, 2], None, [4, 3, 2, 3, 2, 1]]
     t = web_topology(web, sources=[0, 0, 5], targets=[5, 2, 2], paths=paths)
-    assert t["n_components"] == 1 and t["n_bridges"] == 1
-    assert t["bridges"] == [(2, 3)]
-    assert t["bridge_load"] == [3]  # crossed in either direction, once per problem
-    assert t["n_trunk_bridges"] == 1 and t["max_bridge_load"] == 3
-    assert t["n_leaves"] == 0
-    assert t["avg_degree"] == pytest.approx(14 / 6)
-    assert t["geodesics"] == [3, 1, 2]
+    assert t.n_components == 1 and t.n_bridges == 1
+    assert t.bridges == ((2, 3),)
+    assert t.bridge_load == (3,)  # crossed in either direction, once per problem
+    assert t.n_trunk_bridges == 1 and t.max_bridge_load == 3
+    assert t.n_leaves == 0
+    assert t.avg_degree == pytest.approx(14 / 6)
+    assert t.geodesics == (3, 1, 2)
     # cutting the bridge leaves two islands, no bridges, and no path across
     web.remove_edge(2, 3)
     t = web_topology(web, sources=[0, 0], targets=[5, 2])
-    assert t["n_components"] == 2 and t["component_sizes"] == [3, 3]
-    assert t["giant_fraction"] == 0.5 and t["n_bridges"] == 0
-    assert math.isnan(t["geodesics"][0]) and t["frac_connected"] == 0.5
+    assert t.n_components == 2 and t.component_sizes == (3, 3)
+    assert t.giant_fraction == 0.5 and t.n_bridges == 0
+    assert math.isnan(t.geodesics[0]) and t.frac_connected == 0.5
 
 
 def test_empty_web_does_not_crash():
     t = web_topology(nx.DiGraph(), sources=[0], targets=[1])
-    assert t["n_nodes"] == 0 and t["n_components"] == 0 and t["n_bridges"] == 0
-    assert math.isnan(t["avg_degree"]) and math.isnan(t["mean_geodesic"])
-    assert t["frac_connected"] == 0.0
+    assert t.n_nodes == 0 and t.n_components == 0 and t.n_bridges == 0
+    assert math.isnan(t.avg_degree) and math.isnan(t.mean_geodesic)
+    assert t.frac_connected == 0.0
 
 
 def _toy_policy():
@@ -95,10 +95,10 @@ def test_concept_web_thresholds_and_temperature():
     assert sorted(web.edges()) == [(0, 1), (1, 0), (1, 2), (2, 3), (3, 2)]
     assert web[0][1]["pi"] == pytest.approx(softmax(logits)[0, 0])
     t = web_topology(web)
-    assert t["n_edges"] == 3 and t["avg_degree"] == pytest.approx(1.5)
+    assert t.n_edges == 3 and t.avg_degree == pytest.approx(1.5)
     web = concept_web(logits, neighbors, tau=0.6)
     assert sorted(web.edges()) == [(0, 1), (2, 3), (3, 2)]
-    assert web_topology(web)["n_components"] == 2
+    assert web_topology(web).n_components == 2
     # a hot policy is nearly uniform: nothing passes 0.6
     assert concept_web(logits, neighbors, tau=0.6, temperature=100.0).number_of_edges() == 0
     # restriction to a node set keeps only edges inside it
@@ -149,7 +149,7 @@ def test_topology_over_training_matches_each_checkpoint(base_run):
         t = web_topology(web, ck["sources"], ck["targets"])
         row = df[df["step"] == step].iloc[0]
         for key in ("n_nodes", "n_edges", "n_components", "n_bridges", "n_leaves"):
-            assert row[key] == t[key], key
+            assert row[key] == getattr(t, key), key
     # deterministic, and the web grows during training
     again = topology_over_training(base_run)
     assert df.equals(again)

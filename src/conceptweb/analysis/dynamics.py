@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import curve_fit, minimize_scalar
+
+from conceptweb.analysis.results import Result
 
 # thresholds of SPEC section 3
 TWO_STAGE_MIN_RATIO = 5.0
@@ -56,7 +59,19 @@ def _piecewise_rss(u: np.ndarray, y: np.ndarray, k: float) -> tuple[float, np.nd
     return float(r @ r), coef
 
 
-def fit_piecewise_linear(steps: Any, values: Any, min_side: int = 3) -> dict[str, float]:
+@dataclass(frozen=True)
+class PiecewiseFit(Result):
+    """A continuous two-segment line y = v + s1 min(t - knee, 0) + s2 max(t - knee, 0)."""
+
+    knee: float
+    value_at_knee: float
+    slope_early: float
+    slope_late: float
+    rss: float
+    n: int
+
+
+def fit_piecewise_linear(steps: Any, values: Any, min_side: int = 3) -> PiecewiseFit:
     """Least-squares continuous two-segment linear fit; the knee is searched over all steps.
 
     Model: y = v + s1 * min(t - knee, 0) + s2 * max(t - knee, 0), with at least `min_side`
@@ -66,8 +81,7 @@ def fit_piecewise_linear(steps: Any, values: Any, min_side: int = 3) -> dict[str
     t, y = _finite_xy(steps, values)
     n = t.size
     nan = float("nan")
-    out = {"knee": nan, "value_at_knee": nan, "slope_early": nan, "slope_late": nan, "rss": nan}
-    out["n"] = n
+    out = PiecewiseFit(nan, nan, nan, nan, nan, n)
     if n < 2 * min_side + 1 or t[-1] == t[0]:
         return out
     t0, span = t[0], t[-1] - t[0]
@@ -105,21 +119,32 @@ def fit_piecewise_linear(steps: Any, values: Any, min_side: int = 3) -> dict[str
         if res.success and float(res.fun) < rss_best:
             k_best, rss_best = float(res.x), float(res.fun)
     rss_best, coef = _piecewise_rss(u, y, k_best)
-    out.update(
+    return PiecewiseFit(
         knee=float(t0 + k_best * span),
         value_at_knee=float(coef[0]),
         slope_early=float(coef[1] / span),
         slope_late=float(coef[2] / span),
         rss=float(rss_best),
+        n=n,
     )
-    return out
 
 
 def _sat(u: np.ndarray, a: float, b: float, c: float) -> np.ndarray:
     return a - b * np.exp(-u / c)
 
 
-def fit_saturating(steps: Any, values: Any) -> dict[str, float]:
+@dataclass(frozen=True)
+class SaturatingFit(Result):
+    """A saturating curve y = a - b exp(-(t - t_first) / c), c in steps."""
+
+    a: float
+    b: float
+    c: float
+    rss: float
+    n: int
+
+
+def fit_saturating(steps: Any, values: Any) -> SaturatingFit:
     """Least-squares fit of y = a - b * exp(-(t - t_first) / c), c > 0.
 
     c is profiled on a log grid (a and b are linear given c), then refined with curve_fit.
@@ -128,9 +153,8 @@ def fit_saturating(steps: Any, values: Any) -> dict[str, float]:
     t, y = _finite_xy(steps, values)
     n = t.size
     nan = float("nan")
-    out: dict[str, float] = {"a": nan, "b": nan, "c": nan, "rss": nan, "n": n}
     if n < 4 or t[-1] == t[0]:
-        return out
+        return SaturatingFit(nan, nan, nan, nan, n)
     t0, span = t[0], t[-1] - t[0]
     u = (t - t0) / span
     best = (np.inf, nan, nan, nan)
@@ -153,13 +177,30 @@ def fit_saturating(steps: Any, values: Any) -> dict[str, float]:
             rss, a, b, c = rss_p, float(p[0]), float(p[1]), float(p[2])
     except (RuntimeError, ValueError):
         pass
-    out.update(a=a, b=b, c=float(c * span), rss=rss)
-    return out
+    return SaturatingFit(a=a, b=b, c=float(c * span), rss=rss, n=n)
 
 
-def fit_two_stage(
-    steps: Any, values: Any, min_ratio: float = TWO_STAGE_MIN_RATIO
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TwoStageFit(Result):
+    """The two-stage verdict on a learning curve and both fits behind it (docs/analysis.md)."""
+
+    knee_step: float
+    slope_early: float
+    slope_late: float
+    slope_ratio: float
+    bic_piecewise: float
+    bic_saturating: float
+    is_two_stage: bool
+    reason: str
+    n_points: int
+    value_at_knee: float
+    sat_a: float
+    sat_b: float
+    sat_c: float
+    t_first: float
+
+
+def fit_two_stage(steps: Any, values: Any, min_ratio: float = TWO_STAGE_MIN_RATIO) -> TwoStageFit:
     """Is a learning curve two-stage? Piecewise-linear vs saturating fit, compared by BIC.
 
     Two-stage (SPEC): the continuous two-segment piecewise-linear fit (4 parameters: knee, value
@@ -189,29 +230,29 @@ def fit_two_stage(
     }
     if n < MIN_FIT_POINTS:
         out["reason"] = f"too few finite points ({n} < {MIN_FIT_POINTS})"
-        return out
+        return TwoStageFit(**out)
     if np.ptp(y) == 0:
         out["reason"] = "flat curve"
-        return out
+        return TwoStageFit(**out)
     pw = fit_piecewise_linear(t, y)
     sat = fit_saturating(t, y)
     out.update(
-        knee_step=pw["knee"],
-        slope_early=pw["slope_early"],
-        slope_late=pw["slope_late"],
-        value_at_knee=pw["value_at_knee"],
-        sat_a=sat["a"],
-        sat_b=sat["b"],
-        sat_c=sat["c"],
+        knee_step=pw.knee,
+        slope_early=pw.slope_early,
+        slope_late=pw.slope_late,
+        value_at_knee=pw.value_at_knee,
+        sat_a=sat.a,
+        sat_b=sat.b,
+        sat_c=sat.c,
     )
-    if not (np.isfinite(pw["rss"]) and np.isfinite(sat["rss"])):
+    if not (np.isfinite(pw.rss) and np.isfinite(sat.rss)):
         out["reason"] = "a fit failed"
-        return out
+        return TwoStageFit(**out)
     # a floor on the residuals keeps BIC finite for noise-free curves
     floor = 1e-12 * max(float(np.sum((y - y.mean()) ** 2)), 1e-300)
-    out["bic_piecewise"] = bic(max(pw["rss"], floor), n, 4)
-    out["bic_saturating"] = bic(max(sat["rss"], floor), n, 3)
-    se, sl = pw["slope_early"], pw["slope_late"]
+    out["bic_piecewise"] = bic(max(pw.rss, floor), n, 4)
+    out["bic_saturating"] = bic(max(sat.rss, floor), n, 3)
+    se, sl = pw.slope_early, pw.slope_late
     if sl > 0:
         out["slope_ratio"] = se / sl
     piecewise_wins = out["bic_piecewise"] < out["bic_saturating"]
@@ -225,7 +266,7 @@ def fit_two_stage(
         out["reason"] = f"early slope < {min_ratio:g} x late slope"
     else:
         out["reason"] = "piecewise wins by BIC and the early slope is steep enough"
-    return out
+    return TwoStageFit(**out)
 
 
 def piecewise_curve(t: Any, knee: float, value_at_knee: float, s1: float, s2: float) -> np.ndarray:
@@ -253,6 +294,22 @@ def smooth_series(values: Any, window: int) -> np.ndarray:
     return y.rolling(max(int(window), 1), center=True, min_periods=1).mean().to_numpy()
 
 
+@dataclass(frozen=True)
+class VShape(Result):
+    """The V verdict on a length curve: its smoothed start, minimum and end (docs/analysis.md)."""
+
+    min_step: float
+    start_len: float
+    min_len: float
+    end_len: float
+    drop_frac: float
+    rise_frac: float
+    is_v: bool
+    reason: str
+    smooth_window: float
+    n_points: int
+
+
 def detect_v_shape(
     steps: Any,
     lengths: Any,
@@ -260,7 +317,7 @@ def detect_v_shape(
     edge_frac: float = V_EDGE_FRAC,
     min_drop: float = V_MIN_DROP,
     min_rise: float = V_MIN_RISE,
-) -> dict[str, Any]:
+) -> VShape:
     """Is the (mean correct-rollout) length curve V-shaped? SPEC section 3.
 
     The series (steps without a finite length are dropped) is smoothed with a centred moving
@@ -286,7 +343,7 @@ def detect_v_shape(
     }
     if n < MIN_V_POINTS:
         out["reason"] = f"too few finite points ({n} < {MIN_V_POINTS})"
-        return out
+        return VShape(**out)
     w = default_smooth_window(n) if smooth is None else max(int(smooth), 1)
     s = smooth_series(y, w)
     i = int(np.argmin(s))
@@ -312,7 +369,7 @@ def detect_v_shape(
     else:
         out["is_v"] = True
         out["reason"] = "minimum inside, with a large enough fall and rise"
-    return out
+    return VShape(**out)
 
 
 # -- per-problem events and frustration ----------------------------------------------------------
@@ -382,14 +439,41 @@ def frustration_index(forget_matrix: Any, window: int | None = None) -> np.ndarr
     return smooth_series(per_step, window)
 
 
-def frustration_peak(steps: Any, F: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Peak(Result):
+    """Where an event index peaks: its step (NaN without events), its value, and why not."""
+
+    peak_step: float
+    peak_value: float
+    reason: str
+
+
+def frustration_peak(steps: Any, F: Any) -> Peak:
     """The step where F(t) peaks (the first one if tied); NaN if there is no forgetting at all."""
     t = np.asarray(steps, dtype=np.float64)
     F = np.asarray(F, dtype=np.float64)
     if F.size == 0 or not np.isfinite(F).any() or np.nanmax(F) <= 0:
-        return {"peak_step": float("nan"), "peak_value": 0.0, "reason": "no forgetting events"}
+        return Peak(float("nan"), 0.0, "no forgetting events")
     i = int(np.nanargmax(F))
-    return {"peak_step": float(t[i]), "peak_value": float(F[i]), "reason": ""}
+    return Peak(float(t[i]), float(F[i]), "")
+
+
+@dataclass(frozen=True, eq=False)
+class Frustration(Result):
+    """Forgetting and learning events of every problem, F(t), L(t) and their peaks."""
+
+    peak_step: float
+    peak_value: float
+    n_forgetting_events: int
+    n_learning_events: int
+    learning_peak_step: float
+    window: int
+    event_window: int
+    reason: str
+    F: np.ndarray = field(repr=False)
+    L: np.ndarray = field(repr=False)
+    forget: np.ndarray = field(repr=False)
+    learn: np.ndarray = field(repr=False)
 
 
 def frustration_analysis(
@@ -398,7 +482,7 @@ def frustration_analysis(
     threshold: float = SOLVED_THRESHOLD,
     event_window: int = DEFAULT_EVENT_WINDOW,
     window: int | None = None,
-) -> dict[str, Any]:
+) -> Frustration:
     """Events, F(t) and its peak in one call: peak_step, peak_value, n_forgetting_events,
     n_learning_events, learning_peak_step, plus arrays F, L (learning index), forget, learn."""
     t = np.asarray(steps, dtype=np.float64)
@@ -409,20 +493,20 @@ def frustration_analysis(
     Lr = frustration_index(learn, window)
     peak = frustration_peak(t, F)
     lpeak = frustration_peak(t, Lr)
-    return {
-        "peak_step": peak["peak_step"],
-        "peak_value": peak["peak_value"],
-        "n_forgetting_events": int(forget.sum()),
-        "n_learning_events": int(learn.sum()),
-        "learning_peak_step": lpeak["peak_step"],
-        "window": int(window),
-        "event_window": int(event_window),
-        "reason": peak["reason"],
-        "F": F,
-        "L": Lr,
-        "forget": forget,
-        "learn": learn,
-    }
+    return Frustration(
+        peak_step=peak.peak_step,
+        peak_value=peak.peak_value,
+        n_forgetting_events=int(forget.sum()),
+        n_learning_events=int(learn.sum()),
+        learning_peak_step=lpeak.peak_step,
+        window=int(window),
+        event_window=int(event_window),
+        reason=peak.reason,
+        F=F,
+        L=Lr,
+        forget=forget,
+        learn=learn,
+    )
 
 
 # -- per-problem transitions ---------------------------------------------------------------------
@@ -438,7 +522,21 @@ def _logistic_jac(t: np.ndarray, lo: float, hi: float, t0: float, s: float) -> n
     return np.stack([1.0 - sig, sig, -d / s, -d * z / s], axis=1)
 
 
-def fit_logistic(steps: Any, acc: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LogisticFit(Result):
+    """A logistic a(t) = lo + (hi - lo) / (1 + exp(-(t - t0) / s)) and its 10-90% width."""
+
+    t0: float
+    width: float
+    lo: float
+    hi: float
+    r2: float
+    ok: bool
+    is_transition: bool
+    reason: str
+
+
+def fit_logistic(steps: Any, acc: Any) -> LogisticFit:
     """Fit a(t) = lo + (hi - lo) / (1 + exp(-(t - t0) / s)) to one problem's accuracy.
 
     width = 2 ln(9) s, the steps from 10% to 90% of the transition. A coarse grid over t0 and s
@@ -459,11 +557,11 @@ def fit_logistic(steps: Any, acc: Any) -> dict[str, Any]:
     }
     if t.size < MIN_FIT_POINTS:
         out["reason"] = "too few points"
-        return out
+        return LogisticFit(**out)
     var = float(np.sum((y - y.mean()) ** 2))
     if np.ptp(y) == 0 or var == 0:
         out["reason"] = "flat"
-        return out
+        return LogisticFit(**out)
     span = float(t[-1] - t[0])
     dt = float(np.median(np.diff(t))) if t.size > 1 else 1.0
     lo_b, hi_b = min(0.0, float(y.min())), max(1.0, float(y.max()))
@@ -501,9 +599,16 @@ def fit_logistic(steps: Any, acc: Any) -> dict[str, Any]:
             rss, lo, hi, t0, s = float(r @ r), float(p[0]), float(p[1]), float(p[2]), float(p[3])
     except (RuntimeError, ValueError):
         pass
-    out.update(t0=t0, width=WIDTH_FACTOR * s, lo=lo, hi=hi, r2=1.0 - rss / var, ok=True, reason="")
-    out["is_transition"] = bool(hi - lo >= LOGISTIC_MIN_RISE)
-    return out
+    return LogisticFit(
+        t0=t0,
+        width=WIDTH_FACTOR * s,
+        lo=lo,
+        hi=hi,
+        r2=1.0 - rss / var,
+        ok=True,
+        is_transition=bool(hi - lo >= LOGISTIC_MIN_RISE),
+        reason="",
+    )
 
 
 def transition_fits(
@@ -514,7 +619,7 @@ def transition_fits(
     names = list(range(acc.shape[1])) if problems is None else list(problems)
     rows = []
     for j, q in enumerate(names):
-        r = fit_logistic(steps, acc[:, j])
+        r = fit_logistic(steps, acc[:, j]).to_dict()
         r["problem"] = q
         rows.append(r)
     cols = ["problem", "t0", "width", "lo", "hi", "r2", "ok", "is_transition", "reason"]
@@ -568,15 +673,21 @@ def mean_at_k(n: Any, c: Any, k: int) -> float | np.ndarray:
 
 
 # -- the three candidates ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FrustrationCandidates(Result):
+    """The three candidate steps of the maximally frustrated state and their spread."""
+
+    forgetting_peak_step: float
+    v_bottom_step: float
+    knee_step: float
+    spread: float
+
+
 def frustration_candidates(
     forgetting_peak_step: float, v_bottom_step: float, knee_step: float
-) -> dict[str, float]:
+) -> FrustrationCandidates:
     """The three candidate steps of the maximally frustrated state side by side, and their spread."""
     vals = [forgetting_peak_step, v_bottom_step, knee_step]
     finite = [float(v) for v in vals if v is not None and np.isfinite(v)]
-    return {
-        "forgetting_peak_step": forgetting_peak_step,
-        "v_bottom_step": v_bottom_step,
-        "knee_step": knee_step,
-        "spread": (max(finite) - min(finite)) if len(finite) >= 2 else float("nan"),
-    }
+    spread = (max(finite) - min(finite)) if len(finite) >= 2 else float("nan")
+    return FrustrationCandidates(forgetting_peak_step, v_bottom_step, knee_step, spread)

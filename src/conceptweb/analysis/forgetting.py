@@ -9,20 +9,22 @@ per-step records of step s + 1 (whose rollouts are sampled before update s + 1).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from conceptweb.analysis.dynamics import DEFAULT_EVENT_WINDOW, SOLVED_THRESHOLD, accuracy_matrix
+from conceptweb.analysis.results import Result, optional
 from conceptweb.analysis.topology import (
     DEFAULT_ANALYSIS_G,
     DEFAULT_TAU,
-    checkpoint_web,
+    PolicyArrays,
+    compute_checkpoint_web,
     concept_web,
+    load_policy,
     path_edges,
-    run_max_length,
     undirected_projection,
 )
 from conceptweb.errors import ConceptwebError
@@ -106,25 +108,70 @@ def recovery_steps(
     return rec, float(frac[-1])
 
 
-def sft_forgetting(
-    run: RunDir | str | Path,
-    tau: float = DEFAULT_TAU,
-    threshold: float = SOLVED_THRESHOLD,
-    window: int = DEFAULT_EVENT_WINDOW,
-    recover_frac: float = RECOVER_FRAC,
-    G: int = DEFAULT_ANALYSIS_G,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Forgetting of the training problems under the SFT phase of an SFT run, and its mechanism.
+@dataclass(frozen=True, eq=False)
+class ForgettingInputs:
+    """What the SFT forgetting analysis reads from an SFT run (load_sft_forgetting).
 
-    solved_before / solved_after_sft: training problems with accuracy >= threshold before SFT
-    (after 0 updates) and after the S SFT updates. lost_frac: the fraction of the solved ones
-    that SFT unsolved. lost_downstream_of_cut_bridges_frac: among the lost problems, the
-    fraction whose correct path in the pre-SFT web (their most frequent correct walk under the
-    step-0 policy) crosses a bridge of the pre-SFT web that SFT cut (the edge is in neither
-    direction >= tau after SFT). Extra keys compare the loss rate of problems crossing a cut
-    bridge with the rest. recovery_steps: RL updates after SFT until recover_frac of the lost
-    problems are solved again (NaN if not within the run).
+    before / after: per-problem accuracy of the training problems after 0 and after
+    sft_steps updates (indexed by problem); new_before / new_after: the same for the new
+    problems SFT trains on (None if not recorded); accuracy: (steps x problems) per-step
+    accuracy of the training problems; pre / post: the policies at checkpoint 0 and at the
+    last checkpoint <= sft_steps (None without such checkpoints).
+    """
+
+    sft_steps: int
+    before: pd.Series
+    after: pd.Series
+    measured_from: str
+    accuracy: pd.DataFrame
+    new_before: pd.Series | None = None
+    new_after: pd.Series | None = None
+    pre: PolicyArrays | None = None
+    post: PolicyArrays | None = None
+    init_from: str | None = None
+
+
+@dataclass(frozen=True)
+class SFTForgetting(Result):
+    """What SFT unsolved, whether it sat behind cut trunk edges, and the recovery under RLVR.
+
+    The first five fields are the stable keys of summary.json's forgetting section; the
+    optional groups are present when the run records new problems, RLVR after SFT, and
+    checkpoints before and after SFT (definitions: docs/analysis.md, "SFT forgetting").
+    """
+
+    solved_before: int
+    solved_after_sft: int
+    lost_frac: float
+    lost_downstream_of_cut_bridges_frac: float
+    recovery_steps: float
+    sft_steps: int
+    n_problems: int
+    n_lost: int
+    accuracy_before: float
+    accuracy_after_sft: float
+    measured_from: str
+    init_from: str | None
+    new_accuracy_before: float | None = optional()
+    new_accuracy_after_sft: float | None = optional()
+    recovered_frac_end: float | None = optional()
+    rl_steps_after_sft: int | None = optional()
+    lost_across_any_cut_edge_frac: float | None = optional()
+    n_bridges_before: int | None = optional()
+    n_cut_bridges: int | None = optional()
+    n_web_edges_before: int | None = optional()
+    n_cut_edges: int | None = optional()
+    lost_rate_crossing_cut_bridge: float | None = optional()
+    lost_rate_elsewhere: float | None = optional()
+    n_solved_crossing_cut_bridge: int | None = optional()
+    after_checkpoint_step: int | None = optional()
+
+
+def load_sft_forgetting(run: RunDir | str | Path) -> ForgettingInputs:
+    """Read what compute_sft_forgetting needs from an SFT run directory.
+
+    Raises ConceptwebError if the run is not an SFT run (sft.steps = 0) or has no record of
+    the policy before or after SFT.
     """
     run = run if isinstance(run, RunDir) else RunDir.open(run)
     S = sft_steps_of(run)
@@ -134,86 +181,147 @@ def sft_forgetting(
     problems = run.read_problems()
     before, src_before = policy_accuracy(run, 0, "train", evals, problems)
     after, src_after = policy_accuracy(run, S, "train", evals, problems)
-    idx = before.index.intersection(after.index)
-    before, after = before.loc[idx], after.loc[idx]
+    try:
+        new_before, _ = policy_accuracy(run, 0, "new", evals, problems)
+        new_after, _ = policy_accuracy(run, S, "new", evals, problems)
+    except ConceptwebError:
+        new_before = new_after = None
+    ck_steps = run.checkpoint_steps()
+    after_ck = [s for s in ck_steps if 0 < s <= S]
+    pre = post = None
+    if 0 in ck_steps and after_ck:
+        pre, post = load_policy(run, 0), load_policy(run, after_ck[-1])
+    return ForgettingInputs(
+        sft_steps=S,
+        before=before,
+        after=after,
+        measured_from=src_before if src_before == src_after else f"{src_before}/{src_after}",
+        accuracy=accuracy_matrix(problems, "train"),
+        new_before=new_before,
+        new_after=new_after,
+        pre=pre,
+        post=post,
+        init_from=run.read_config().get("init_from"),
+    )
+
+
+def compute_sft_forgetting(
+    inputs: ForgettingInputs,
+    tau: float = DEFAULT_TAU,
+    threshold: float = SOLVED_THRESHOLD,
+    window: int = DEFAULT_EVENT_WINDOW,
+    recover_frac: float = RECOVER_FRAC,
+    G: int = DEFAULT_ANALYSIS_G,
+    seed: int = 0,
+) -> SFTForgetting:
+    """Forgetting of the training problems under SFT, and its mechanism (pure).
+
+    solved_before / solved_after_sft: training problems with accuracy >= threshold before SFT
+    (after 0 updates) and after the S SFT updates. lost_frac: the fraction of the solved ones
+    that SFT unsolved. lost_downstream_of_cut_bridges_frac: among the lost problems, the
+    fraction whose correct path in the pre-SFT web (their most frequent correct walk under the
+    pre-SFT policy, G walks seeded by (seed, 7, step)) crosses a bridge of the pre-SFT web that
+    SFT cut (the edge is in neither direction >= tau after SFT). recovery_steps: RL updates
+    after SFT until recover_frac of the lost problems are solved again (NaN if not within the
+    records).
+    """
+    idx = inputs.before.index.intersection(inputs.after.index)
+    before, after = inputs.before.loc[idx], inputs.after.loc[idx]
     solved_b = before.to_numpy() >= threshold
     solved_a = after.to_numpy() >= threshold
     lost = solved_b & ~solved_a
     n_b, n_lost = int(solved_b.sum()), int(lost.sum())
-    out: dict[str, Any] = {
-        "solved_before": n_b,
-        "solved_after_sft": int(solved_a.sum()),
-        "lost_frac": n_lost / n_b if n_b else float("nan"),
-        "lost_downstream_of_cut_bridges_frac": float("nan"),
-        "recovery_steps": float("nan"),
-        "sft_steps": S,
-        "n_problems": int(idx.size),
-        "n_lost": n_lost,
-        "accuracy_before": float(before.mean()) if idx.size else float("nan"),
-        "accuracy_after_sft": float(after.mean()) if idx.size else float("nan"),
-        "measured_from": src_before if src_before == src_after else f"{src_before}/{src_after}",
-        "init_from": run.read_config().get("init_from"),
-    }
-    # new problems (what SFT taught)
-    try:
-        nb, _ = policy_accuracy(run, 0, "new", evals, problems)
-        na, _ = policy_accuracy(run, S, "new", evals, problems)
-        out["new_accuracy_before"] = float(nb.mean())
-        out["new_accuracy_after_sft"] = float(na.mean())
-    except ConceptwebError:
-        pass
-    # recovery under renewed RLVR
-    A = accuracy_matrix(problems, "train")
+    nan = float("nan")
+    parts: dict = {}
+    if inputs.new_before is not None and inputs.new_after is not None:
+        parts["new_accuracy_before"] = float(inputs.new_before.mean())
+        parts["new_accuracy_after_sft"] = float(inputs.new_after.mean())
+    recovery = nan
+    A = inputs.accuracy
     if len(A) and idx.size:
         A = A.reindex(columns=idx)
-        rec, frac_end = recovery_steps(
-            A.index.to_numpy(), A.to_numpy(), lost, S, threshold, window, recover_frac
+        steps = A.index.to_numpy()
+        S = inputs.sft_steps
+        recovery, frac_end = recovery_steps(
+            steps, A.to_numpy(), lost, S, threshold, window, recover_frac
         )
-        out["recovery_steps"] = rec
-        out["recovered_frac_end"] = frac_end
-        out["rl_steps_after_sft"] = int((A.index.to_numpy() > S + 1).sum())
-    # mechanism: cut bridges of the pre-SFT web
-    ck_steps = run.checkpoint_steps()
-    after_ck = [s for s in ck_steps if 0 < s <= S]
-    if 0 in ck_steps and after_ck:
-        s_after = after_ck[-1]
-        pre = checkpoint_web(run.load_checkpoint(0), 0, tau, G=G, seed=seed, L=run_max_length(run))
-        ck = run.load_checkpoint(s_after)
-        T = float(ck["temperature"]) if "temperature" in ck else 1.0
-        post = undirected_projection(concept_web(ck["logits"], ck["neighbors"], tau, T))
-        pre_edges = {(min(a, b), max(a, b)) for a, b in undirected_projection(pre.web).edges()}
-        post_edges = {(min(a, b), max(a, b)) for a, b in post.edges()}
-        cut_edges = pre_edges - post_edges
-        cut_bridges = set(pre.topology["bridges"]) & cut_edges
-        crosses = np.zeros(idx.size, dtype=bool)
-        crosses_any = np.zeros(idx.size, dtype=bool)
-        paths = pre.sample.paths  # indexed like the checkpoint's training problems
-        for j, q in enumerate(idx):
-            path = paths[int(q)] if 0 <= int(q) < len(paths) else None
-            if path is None:
-                continue
-            pe = path_edges(path)
-            crosses[j] = bool(pe & cut_bridges)
-            crosses_any[j] = bool(pe & cut_edges)
-        out.update(
-            {
-                "lost_downstream_of_cut_bridges_frac": (
-                    float((lost & crosses).sum() / n_lost) if n_lost else float("nan")
-                ),
-                "lost_across_any_cut_edge_frac": (
-                    float((lost & crosses_any).sum() / n_lost) if n_lost else float("nan")
-                ),
-                "n_bridges_before": int(pre.topology["n_bridges"]),
-                "n_cut_bridges": len(cut_bridges),
-                "n_web_edges_before": len(pre_edges),
-                "n_cut_edges": len(cut_edges),
-                "lost_rate_crossing_cut_bridge": _rate(lost, solved_b & crosses),
-                "lost_rate_elsewhere": _rate(lost, solved_b & ~crosses),
-                "n_solved_crossing_cut_bridge": int((solved_b & crosses).sum()),
-                "after_checkpoint_step": int(s_after),
-            }
-        )
-    return out
+        parts["recovered_frac_end"] = frac_end
+        parts["rl_steps_after_sft"] = int((steps > S + 1).sum())
+    if inputs.pre is not None and inputs.post is not None:
+        parts.update(_cut_bridges(inputs.pre, inputs.post, idx, lost, solved_b, tau, G, seed))
+    return SFTForgetting(
+        solved_before=n_b,
+        solved_after_sft=int(solved_a.sum()),
+        lost_frac=n_lost / n_b if n_b else nan,
+        lost_downstream_of_cut_bridges_frac=parts.pop("lost_downstream", nan),
+        recovery_steps=recovery,
+        sft_steps=inputs.sft_steps,
+        n_problems=int(idx.size),
+        n_lost=n_lost,
+        accuracy_before=float(before.mean()) if idx.size else nan,
+        accuracy_after_sft=float(after.mean()) if idx.size else nan,
+        measured_from=inputs.measured_from,
+        init_from=inputs.init_from,
+        **parts,
+    )
+
+
+def _cut_bridges(
+    pre: PolicyArrays,
+    post: PolicyArrays,
+    idx: pd.Index,
+    lost: np.ndarray,
+    solved_b: np.ndarray,
+    tau: float,
+    G: int,
+    seed: int,
+) -> dict[str, float | int]:
+    """The mechanism: which bridges of the pre-SFT web SFT cut, and which lost problems crossed one."""
+    n_lost = int(lost.sum())
+    pre_web = compute_checkpoint_web(pre, tau, G=G, seed=seed)
+    post_web = concept_web(post.logits, post.neighbors, tau, post.temperature)
+    pre_edges = {(min(a, b), max(a, b)) for a, b in undirected_projection(pre_web.web).edges()}
+    post_edges = {(min(a, b), max(a, b)) for a, b in undirected_projection(post_web).edges()}
+    cut_edges = pre_edges - post_edges
+    cut_bridges = set(pre_web.topology.bridges) & cut_edges
+    crosses = np.zeros(idx.size, dtype=bool)
+    crosses_any = np.zeros(idx.size, dtype=bool)
+    paths = pre_web.sample.paths  # indexed like the checkpoint's training problems
+    for j, q in enumerate(idx):
+        path = paths[int(q)] if 0 <= int(q) < len(paths) else None
+        if path is None:
+            continue
+        pe = path_edges(path)
+        crosses[j] = bool(pe & cut_bridges)
+        crosses_any[j] = bool(pe & cut_edges)
+    return {
+        "lost_downstream": float((lost & crosses).sum() / n_lost) if n_lost else float("nan"),
+        "lost_across_any_cut_edge_frac": (
+            float((lost & crosses_any).sum() / n_lost) if n_lost else float("nan")
+        ),
+        "n_bridges_before": int(pre_web.topology.n_bridges),
+        "n_cut_bridges": len(cut_bridges),
+        "n_web_edges_before": len(pre_edges),
+        "n_cut_edges": len(cut_edges),
+        "lost_rate_crossing_cut_bridge": _rate(lost, solved_b & crosses),
+        "lost_rate_elsewhere": _rate(lost, solved_b & ~crosses),
+        "n_solved_crossing_cut_bridge": int((solved_b & crosses).sum()),
+        "after_checkpoint_step": int(post.step),
+    }
+
+
+def sft_forgetting(
+    run: RunDir | str | Path,
+    tau: float = DEFAULT_TAU,
+    threshold: float = SOLVED_THRESHOLD,
+    window: int = DEFAULT_EVENT_WINDOW,
+    recover_frac: float = RECOVER_FRAC,
+    G: int = DEFAULT_ANALYSIS_G,
+    seed: int = 0,
+) -> SFTForgetting:
+    """The SFT forgetting analysis of a run directory: load_sft_forgetting, then compute."""
+    inputs = load_sft_forgetting(run)
+    return compute_sft_forgetting(inputs, tau, threshold, window, recover_frac, G, seed)
 
 
 def _rate(lost: np.ndarray, among: np.ndarray) -> float:

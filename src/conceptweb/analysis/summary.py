@@ -21,6 +21,10 @@ import pandas as pd
 from conceptweb.analysis.dynamics import (
     DEFAULT_EVENT_WINDOW,
     SOLVED_THRESHOLD,
+    Frustration,
+    FrustrationCandidates,
+    TwoStageFit,
+    VShape,
     accuracy_matrix,
     default_frustration_window,
     detect_v_shape,
@@ -30,7 +34,8 @@ from conceptweb.analysis.dynamics import (
     frustration_candidates,
     transition_fits,
 )
-from conceptweb.analysis.forgetting import sft_forgetting, sft_steps_of
+from conceptweb.analysis.forgetting import SFTForgetting, sft_forgetting, sft_steps_of
+from conceptweb.analysis.results import Result, optional
 from conceptweb.analysis.topology import (
     DEFAULT_ANALYSIS_G,
     DEFAULT_TAU,
@@ -76,6 +81,359 @@ REQUIRED_PROBLEMS = ("step", "problem", "accuracy")
 Progress = Callable[[str, int, int], None]
 
 
+# -- inputs --------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class RunRecords:
+    """The records of a run that the summary reads (load_run_records); checkpoints stay on disk.
+
+    metrics is sorted by step with one row per step (the last one written wins); run is None
+    for records that did not come from a run directory.
+    """
+
+    run: RunDir | None
+    meta: dict[str, Any]
+    config: dict[str, Any]
+    kind: str
+    sft_steps: int
+    metrics: pd.DataFrame
+    problems: pd.DataFrame
+    checkpoint_steps: tuple[int, ...]
+
+
+def _open(run: RunDir | str | Path) -> RunDir:
+    return run if isinstance(run, RunDir) else RunDir.open(run)
+
+
+def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str, run: RunDir) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ConceptwebError(
+            f"{run.path / name} lacks column(s) {', '.join(missing)} (older or foreign format?)"
+        )
+    if df.empty:
+        raise ConceptwebError(f"{run.path} is incomplete: {name} has no rows (no steps recorded)")
+
+
+def load_run_records(run: RunDir | str | Path) -> RunRecords:
+    """Read a run's meta, config, metrics and per-problem records, checking required columns.
+
+    Raises ConceptwebError (one line) for directories that are not runs, are incomplete or of
+    an old format.
+    """
+    run = _open(run)
+    meta = run.read_meta()
+    config = run.read_config()
+    metrics = run.read_metrics()
+    _require(metrics, REQUIRED_METRICS, "metrics.parquet", run)
+    problems = run.read_problems()
+    _require(problems, REQUIRED_PROBLEMS, "problems.parquet", run)
+    metrics = metrics.sort_values("step", kind="stable").drop_duplicates("step", keep="last")
+    return RunRecords(
+        run=run,
+        meta=meta,
+        config=config,
+        kind=str(meta.get("kind", "conet")),
+        sft_steps=sft_steps_of(run),
+        metrics=metrics.reset_index(drop=True),
+        problems=problems,
+        checkpoint_steps=tuple(run.checkpoint_steps()),
+    )
+
+
+def _step(x: Any) -> Any:
+    """A step as an int when it is integral, else a float rounded to 0.01 (None if not finite)."""
+    if x is None:
+        return None
+    x = float(x)
+    if not math.isfinite(x):
+        return None
+    return int(x) if x.is_integer() else round(x, 2)
+
+
+# -- results -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunInfo(Result):
+    """What was analysed: the run's kind, preset, status and extent."""
+
+    kind: str
+    preset: str | None
+    status: str | None
+    first_step: int
+    last_step: int
+    n_steps: int
+    n_problems: int
+    n_checkpoints: int
+    sft_steps: int
+    phases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class WebSummary(Result):
+    """The web section: the final checkpoint's topology and when islands peaked."""
+
+    final_avg_degree: float
+    final_n_components: int
+    final_giant_fraction: float
+    n_bridges: int
+    peak_islands_step: int | None
+    final_step: int
+    final_n_nodes: int
+    final_n_edges: int
+    final_n_leaves: int
+    final_n_trunk_bridges: int
+    final_mean_geodesic: float
+    peak_n_components: int
+
+
+@dataclass(frozen=True)
+class Collapse(Result):
+    """The collapse section: diversity of correct paths and entropy at leaves and trunk.
+
+    None for a stable key means it cannot be measured on this run; optional keys are left out.
+    """
+
+    diversity_start: float | None
+    diversity_end: float | None
+    leaf_entropy_start: float | None
+    leaf_entropy_end: float | None
+    diversity_peak: float | None = optional()
+    diversity_peak_step: int | None = optional()
+    trunk_entropy_start: float | None = optional()
+    trunk_entropy_end: float | None = optional()
+    path_entropy_start: float | None = optional()
+    path_entropy_end: float | None = optional()
+
+
+@dataclass(frozen=True)
+class TransitionSummary(Result):
+    """Per-problem logistic fits in brief: how many are transitions and how wide they are."""
+
+    n_fitted: int
+    n_transitions: int
+    median_width: float | None
+    width_q25: float | None
+    width_q75: float | None
+    median_r2: float | None
+
+
+@dataclass(frozen=True)
+class AnalysisParams(Result):
+    """The parameters an analysis used (summary.json's analysis section)."""
+
+    summary_version: int
+    tau: float
+    solved_threshold: float
+    event_window: int
+    frustration_window: int | None
+    length_smooth_window: float | None
+    web_rollouts_per_problem: int
+    seed: int
+
+
+@dataclass(frozen=True, eq=False)
+class Summary(Result):
+    """Every result of a run's analysis; to_dict() is summary.json (plain JSON, stable keys)."""
+
+    run: RunInfo
+    two_stage: TwoStageFit | None
+    v_shape: VShape | None
+    web: WebSummary | None
+    frustration: Frustration | None
+    collapse: Collapse | None
+    forgetting: SFTForgetting | None
+    frustration_candidates: FrustrationCandidates
+    transitions: TransitionSummary
+    notes: dict[str, str]
+    analysis: AnalysisParams
+
+    def to_dict(self) -> dict[str, Any]:
+        """summary.json: each section is its result's stable keys first (SECTION_KEYS)."""
+        steps = ("knee_step", "min_step", "peak_step", "learning_peak_step")
+        fr_keys = [*SECTION_KEYS["frustration"], "peak_value", "learning_peak_step", "reason"]
+        out = {
+            "run": self.run.to_dict(),
+            "two_stage": _section(self.two_stage, [*SECTION_KEYS["two_stage"], "reason"], steps),
+            "v_shape": _section(self.v_shape, [*SECTION_KEYS["v_shape"], "reason"], steps),
+            "web": _section(self.web),
+            "frustration": _section(self.frustration, fr_keys, steps),
+            "collapse": _section(self.collapse),
+            "forgetting": _section(self.forgetting),
+            "frustration_candidates": _section(
+                self.frustration_candidates, steps=("forgetting_peak_step", "v_bottom_step", *steps)
+            ),
+            "transitions": self.transitions.to_dict(),
+            "notes": dict(sorted(self.notes.items())),
+            "analysis": self.analysis.to_dict(),
+        }
+        return to_jsonable(out)
+
+
+def _section(
+    result: Result | None, keys: list[str] | None = None, steps: tuple[str, ...] = ()
+) -> dict[str, Any] | None:
+    """A result as a summary section: `keys` of it (all if None), steps made integral."""
+    if result is None:
+        return None
+    d = result.to_dict()
+    sec = d if keys is None else {k: d[k] for k in keys}
+    return {k: _step(v) if k in steps else v for k, v in sec.items()}
+
+
+# -- pure computations ---------------------------------------------------------------------------
+def compute_run_info(records: RunRecords, n_problems: int, n_checkpoints: int) -> RunInfo:
+    """The run section from the records (n_checkpoints: those whose web was measured)."""
+    m = records.metrics
+    steps = m["step"].to_numpy()
+    phases = sorted(str(p) for p in m["phase"].unique()) if "phase" in m.columns else []
+    return RunInfo(
+        kind=records.kind,
+        preset=records.config.get("preset"),
+        status=records.meta.get("status"),
+        first_step=int(steps[0]),
+        last_step=int(steps[-1]),
+        n_steps=int(steps.size),
+        n_problems=int(n_problems),
+        n_checkpoints=int(n_checkpoints),
+        sft_steps=int(records.sft_steps),
+        phases=tuple(phases),
+    )
+
+
+def compute_web_summary(topology: pd.DataFrame) -> WebSummary | None:
+    """The web section from a topology table (TOPOLOGY_COLUMNS); None if it has no rows."""
+    if not len(topology):
+        return None
+    last = topology.iloc[-1]
+    comps = topology["n_components"].to_numpy()
+    steps = topology["step"].to_numpy()
+    return WebSummary(
+        final_avg_degree=float(last["avg_degree"]),
+        final_n_components=int(last["n_components"]),
+        final_giant_fraction=float(last["giant_fraction"]),
+        n_bridges=int(last["n_bridges"]),
+        peak_islands_step=int(steps[int(np.argmax(comps))]) if comps.max() > 0 else None,
+        final_step=int(last["step"]),
+        final_n_nodes=int(last["n_nodes"]),
+        final_n_edges=int(last["n_edges"]),
+        final_n_leaves=int(last["n_leaves"]),
+        final_n_trunk_bridges=int(last["n_trunk_bridges"]),
+        final_mean_geodesic=float(last["mean_geodesic"]),
+        peak_n_components=int(comps.max()),
+    )
+
+
+def _first_last_finite(values: np.ndarray) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return (float(v[0]), float(v[-1])) if v.size else (float("nan"), float("nan"))
+
+
+def compute_collapse(metrics: pd.DataFrame, topology: pd.DataFrame) -> Collapse | None:
+    """The collapse section from per-step metrics and the topology table (None if nothing).
+
+    Diversity (n_distinct_correct_mean) and path entropy (path_entropy_mean): means over the
+    first and last 10% of steps (edge_means); leaf and trunk entropy: first and last finite
+    values over checkpoints.
+    """
+    steps = metrics["step"].to_numpy()
+    sec: dict[str, Any] = {"diversity_start": None, "diversity_end": None}
+    sec.update(leaf_entropy_start=None, leaf_entropy_end=None)
+    if "n_distinct_correct_mean" in metrics.columns:
+        div = metrics["n_distinct_correct_mean"].to_numpy(dtype=float)
+        sec["diversity_start"], sec["diversity_end"] = edge_means(steps, div)
+        if np.isfinite(div).any():
+            i = int(np.nanargmax(div))
+            sec["diversity_peak"] = float(div[i])
+            sec["diversity_peak_step"] = int(steps[i])
+    if len(topology):
+        leaf = _first_last_finite(topology["leaf_entropy"].to_numpy())
+        trunk = _first_last_finite(topology["trunk_entropy"].to_numpy())
+        sec["leaf_entropy_start"], sec["leaf_entropy_end"] = leaf
+        sec["trunk_entropy_start"], sec["trunk_entropy_end"] = trunk
+    if "path_entropy_mean" in metrics.columns:
+        pe = metrics["path_entropy_mean"].to_numpy(dtype=float)
+        sec["path_entropy_start"], sec["path_entropy_end"] = edge_means(steps, pe)
+    if all(sec[k] is None for k in SECTION_KEYS["collapse"]):
+        return None
+    return Collapse(**sec)
+
+
+def compute_transition_summary(fits: pd.DataFrame) -> TransitionSummary:
+    """Counts and width quantiles of the transitions among per-problem logistic fits."""
+    tr = fits[fits["ok"] & fits["is_transition"]] if len(fits) else fits
+    widths = tr["width"].to_numpy(dtype=float) if len(tr) else np.zeros(0)
+    return TransitionSummary(
+        n_fitted=int(fits["ok"].sum()) if len(fits) else 0,
+        n_transitions=int(len(tr)),
+        median_width=float(np.median(widths)) if widths.size else None,
+        width_q25=float(np.quantile(widths, 0.25)) if widths.size else None,
+        width_q75=float(np.quantile(widths, 0.75)) if widths.size else None,
+        median_r2=float(np.median(tr["r2"])) if len(tr) else None,
+    )
+
+
+def compute_curves(
+    metrics: pd.DataFrame, sft_steps: int, smooth: int | None, notes: dict[str, str]
+) -> tuple[TwoStageFit | None, VShape | None]:
+    """Two-stage fit of reward_mean and V of len_correct_mean (not for SFT runs, which start
+    from a trained policy); why a curve is not measured goes into `notes`."""
+    if sft_steps > 0:
+        notes["two_stage"] = notes["v_shape"] = "not applicable: SFT run (starts trained)"
+        return None, None
+    steps = metrics["step"].to_numpy()
+    two = fit_two_stage(steps, metrics["reward_mean"].to_numpy())
+    if "len_correct_mean" not in metrics.columns:
+        notes["v_shape"] = "metrics.parquet has no len_correct_mean"
+        return two, None
+    return two, detect_v_shape(steps, metrics["len_correct_mean"].to_numpy(), smooth=smooth)
+
+
+def compute_frustration(
+    acc: pd.DataFrame, event_window: int, window: int | None, notes: dict[str, str]
+) -> Frustration | None:
+    """frustration_analysis of a (steps x problems) accuracy table; None under 2 steps."""
+    if acc.shape[0] < 2:
+        notes["frustration"] = "fewer than 2 steps of per-problem records"
+        return None
+    fw = window or default_frustration_window(acc.shape[0])
+    return frustration_analysis(
+        acc.index.to_numpy(), acc.to_numpy(), SOLVED_THRESHOLD, event_window, fw
+    )
+
+
+def compute_summary(
+    records: RunRecords,
+    acc: pd.DataFrame,
+    topology: pd.DataFrame,
+    two: TwoStageFit | None,
+    v: VShape | None,
+    fr: Frustration | None,
+    transitions: pd.DataFrame,
+    forgetting: SFTForgetting | None,
+    notes: dict[str, str],
+    params: AnalysisParams,
+) -> Summary:
+    """Assemble the Summary from the results of the separate analyses (no file access)."""
+    nan = float("nan")
+    cand = frustration_candidates(
+        fr.peak_step if fr else nan, v.min_step if v else nan, two.knee_step if two else nan
+    )
+    return Summary(
+        run=compute_run_info(records, acc.shape[1], len(topology)),
+        two_stage=two,
+        v_shape=v,
+        web=compute_web_summary(topology),
+        frustration=fr,
+        collapse=compute_collapse(records.metrics, topology),
+        forgetting=forgetting,
+        frustration_candidates=cand,
+        transitions=compute_transition_summary(transitions),
+        notes=dict(notes),
+        analysis=params,
+    )
+
+
+# -- a run directory -----------------------------------------------------------------------------
 @dataclass
 class RunAnalysis:
     """Everything analyze() measured on a run: the summary and the data behind the figures."""
@@ -86,11 +444,11 @@ class RunAnalysis:
     metrics: pd.DataFrame = field(repr=False)
     accuracy: pd.DataFrame = field(repr=False)  # (steps x problems), training problems
     topology: pd.DataFrame = field(repr=False)
-    two_stage: dict[str, Any] | None = field(repr=False)
-    v_shape: dict[str, Any] | None = field(repr=False)
-    frustration: dict[str, Any] | None = field(repr=False)
+    two_stage: TwoStageFit | None = field(repr=False)
+    v_shape: VShape | None = field(repr=False)
+    frustration: Frustration | None = field(repr=False)
     transitions: pd.DataFrame = field(repr=False)
-    forgetting: dict[str, Any] | None = field(repr=False)
+    forgetting: SFTForgetting | None = field(repr=False)
     summary: dict[str, Any] = field(repr=False)
     tau: float = DEFAULT_TAU
 
@@ -123,36 +481,6 @@ class RunAnalysis:
         return out
 
 
-def _open(run: RunDir | str | Path) -> RunDir:
-    return run if isinstance(run, RunDir) else RunDir.open(run)
-
-
-def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str, run: RunDir) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise ConceptwebError(
-            f"{run.path / name} lacks column(s) {', '.join(missing)} (older or foreign format?)"
-        )
-    if df.empty:
-        raise ConceptwebError(f"{run.path} is incomplete: {name} has no rows (no steps recorded)")
-
-
-def _step(x: Any) -> Any:
-    """A step as an int when it is integral, else a float rounded to 0.01 (None if not finite)."""
-    if x is None:
-        return None
-    x = float(x)
-    if not math.isfinite(x):
-        return None
-    return int(x) if x.is_integer() else round(x, 2)
-
-
-def _first_last_finite(values: np.ndarray) -> tuple[float, float]:
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    return (float(v[0]), float(v[-1])) if v.size else (float("nan"), float("nan"))
-
-
 def analyze(
     run: RunDir | str | Path,
     tau: float = DEFAULT_TAU,
@@ -165,234 +493,81 @@ def analyze(
     with_topology: bool = True,
     on_progress: Progress | None = None,
 ) -> RunAnalysis:
-    """Measure everything on a run directory; see analyze_run for the summary it carries."""
-    run = _open(run)
-    meta = run.read_meta()
-    kind = str(meta.get("kind", "conet"))
-    config = run.read_config()
-    metrics = run.read_metrics()
-    _require(metrics, REQUIRED_METRICS, "metrics.parquet", run)
-    problems = run.read_problems()
-    _require(problems, REQUIRED_PROBLEMS, "problems.parquet", run)
-    metrics = metrics.sort_values("step", kind="stable").drop_duplicates("step", keep="last")
-    metrics = metrics.reset_index(drop=True)
-    S = sft_steps_of(run)
+    """Measure everything on a run directory; see analyze_run for the summary it carries.
+
+    Reads the records (load_run_records), runs each pure analysis on them, measures the web
+    of every checkpoint (topology_over_training) and, for SFT runs, SFT forgetting
+    (sft_forgetting), then assembles the Summary (compute_summary).
+    """
+    rec = load_run_records(run)
     notes: dict[str, str] = {}
-    steps = metrics["step"].to_numpy()
-
-    # learning curve and lengths (not for SFT runs: their records start from a trained policy)
-    two = v = None
-    if S > 0:
-        notes["two_stage"] = notes["v_shape"] = "not applicable: SFT run (starts trained)"
-    else:
-        two = fit_two_stage(steps, metrics["reward_mean"].to_numpy())
-        if "len_correct_mean" in metrics.columns:
-            v = detect_v_shape(steps, metrics["len_correct_mean"].to_numpy(), smooth=smooth)
-        else:
-            notes["v_shape"] = "metrics.parquet has no len_correct_mean"
-
-    # per-problem events and frustration
-    acc = accuracy_matrix(problems, "train")
-    fr = None
-    if acc.shape[0] >= 2:
-        fw = frustration_window or default_frustration_window(acc.shape[0])
-        fr = frustration_analysis(
-            acc.index.to_numpy(), acc.to_numpy(), SOLVED_THRESHOLD, event_window, fw
-        )
-    else:
-        notes["frustration"] = "fewer than 2 steps of per-problem records"
+    two, v = compute_curves(rec.metrics, rec.sft_steps, smooth, notes)
+    acc = accuracy_matrix(rec.problems, "train")
+    fr = compute_frustration(acc, event_window, frustration_window, notes)
     if on_progress is not None:
         on_progress("dynamics", 1, 1)
+    topo = _topology(rec, tau, G, seed, with_topology, on_progress, notes)
+    if acc.shape[0] >= 2:
+        trans = transition_fits(acc.index.to_numpy(), acc.to_numpy(), list(acc.columns))
+    else:
+        trans = transition_fits([], np.zeros((0, 0)))
+    if on_progress is not None:
+        on_progress("transitions", 1, 1)
+    forg = None
+    if rec.sft_steps > 0:
+        forg = sft_forgetting(rec.run, tau, SOLVED_THRESHOLD, event_window, G=G, seed=seed)
+    else:
+        notes["forgetting"] = "not an SFT run"
+    params = AnalysisParams(
+        summary_version=SUMMARY_VERSION,
+        tau=float(tau),
+        solved_threshold=SOLVED_THRESHOLD,
+        event_window=int(event_window),
+        frustration_window=fr.window if fr else None,
+        length_smooth_window=v.smooth_window if v else None,
+        web_rollouts_per_problem=int(G),
+        seed=int(seed),
+    )
+    summary = compute_summary(rec, acc, topo, two, v, fr, trans, forg, notes, params)
+    return RunAnalysis(
+        rec.run,
+        rec.kind,
+        rec.sft_steps,
+        rec.metrics,
+        acc,
+        topo,
+        two,
+        v,
+        fr,
+        trans,
+        forg,
+        summary.to_dict(),
+        float(tau),
+    )
 
-    # web topology over checkpoints
-    n_ck = len(run.checkpoint_steps())
-    if with_topology and n_ck:
+
+def _topology(
+    rec: RunRecords,
+    tau: float,
+    G: int,
+    seed: int,
+    with_topology: bool,
+    on_progress: Progress | None,
+    notes: dict[str, str],
+) -> pd.DataFrame:
+    """The web topology of every checkpoint, or an empty table with a note saying why."""
+    if with_topology and rec.checkpoint_steps:
 
         def topo_progress(done: int, total: int) -> None:
             if on_progress is not None:
                 on_progress("web topology", done, total)
 
-        topo = topology_over_training(run, tau, G=G, seed=seed, on_progress=topo_progress)
+        return topology_over_training(rec.run, tau, G=G, seed=seed, on_progress=topo_progress)
+    if rec.checkpoint_steps:
+        notes["web"] = "web topology not requested"
     else:
-        topo = pd.DataFrame(columns=TOPOLOGY_COLUMNS)
-        if n_ck:
-            notes["web"] = "web topology not requested"
-        else:
-            notes["web"] = f"no checkpoints (run kind {kind!r}): the web needs a policy's logits"
-
-    # transitions
-    trans = (
-        transition_fits(acc.index.to_numpy(), acc.to_numpy(), list(acc.columns))
-        if acc.shape[0] >= 2
-        else transition_fits([], np.zeros((0, 0)))
-    )
-    if on_progress is not None:
-        on_progress("transitions", 1, 1)
-
-    forg = None
-    if S > 0:
-        forg = sft_forgetting(run, tau, SOLVED_THRESHOLD, event_window, G=G, seed=seed)
-    else:
-        notes["forgetting"] = "not an SFT run"
-
-    summary = _build_summary(
-        run, meta, config, kind, S, metrics, acc, topo, two, v, fr, trans, forg, notes
-    )
-    summary["analysis"] = {
-        "summary_version": SUMMARY_VERSION,
-        "tau": float(tau),
-        "solved_threshold": SOLVED_THRESHOLD,
-        "event_window": int(event_window),
-        "frustration_window": fr["window"] if fr else None,
-        "length_smooth_window": v["smooth_window"] if v else None,
-        "web_rollouts_per_problem": int(G),
-        "seed": int(seed),
-    }
-    summary = to_jsonable(summary)
-    return RunAnalysis(
-        run, kind, S, metrics, acc, topo, two, v, fr, trans, forg, summary, float(tau)
-    )
-
-
-def _build_summary(
-    run: RunDir,
-    meta: dict[str, Any],
-    config: dict[str, Any],
-    kind: str,
-    S: int,
-    metrics: pd.DataFrame,
-    acc: pd.DataFrame,
-    topo: pd.DataFrame,
-    two: dict[str, Any] | None,
-    v: dict[str, Any] | None,
-    fr: dict[str, Any] | None,
-    trans: pd.DataFrame,
-    forg: dict[str, Any] | None,
-    notes: dict[str, str],
-) -> dict[str, Any]:
-    steps = metrics["step"].to_numpy()
-    out: dict[str, Any] = {
-        "run": {
-            "kind": kind,
-            "preset": config.get("preset"),
-            "status": meta.get("status"),
-            "first_step": int(steps[0]),
-            "last_step": int(steps[-1]),
-            "n_steps": int(steps.size),
-            "n_problems": int(acc.shape[1]),
-            "n_checkpoints": int(len(topo)),
-            "sft_steps": int(S),
-            "phases": sorted(str(p) for p in metrics["phase"].unique())
-            if "phase" in metrics.columns
-            else [],
-        }
-    }
-    if two is not None:
-        sec = {k: two[k] for k in SECTION_KEYS["two_stage"]}
-        sec["knee_step"] = _step(two["knee_step"])
-        sec["reason"] = two["reason"]
-        out["two_stage"] = sec
-    else:
-        out["two_stage"] = None
-    if v is not None:
-        sec = {k: v[k] for k in SECTION_KEYS["v_shape"]}
-        sec["min_step"] = _step(v["min_step"])
-        sec["reason"] = v["reason"]
-        out["v_shape"] = sec
-    else:
-        out["v_shape"] = None
-    if len(topo):
-        last = topo.iloc[-1]
-        tsteps = topo["step"].to_numpy()
-        out["web"] = {
-            "final_avg_degree": float(last["avg_degree"]),
-            "final_n_components": int(last["n_components"]),
-            "final_giant_fraction": float(last["giant_fraction"]),
-            "n_bridges": int(last["n_bridges"]),
-            "peak_islands_step": (
-                int(tsteps[int(np.argmax(topo["n_components"].to_numpy()))])
-                if topo["n_components"].max() > 0
-                else None
-            ),
-            "final_step": int(last["step"]),
-            "final_n_nodes": int(last["n_nodes"]),
-            "final_n_edges": int(last["n_edges"]),
-            "final_n_leaves": int(last["n_leaves"]),
-            "final_n_trunk_bridges": int(last["n_trunk_bridges"]),
-            "final_mean_geodesic": float(last["mean_geodesic"]),
-            "peak_n_components": int(topo["n_components"].max()),
-        }
-    else:
-        out["web"] = None
-    if fr is not None:
-        out["frustration"] = {
-            "peak_step": _step(fr["peak_step"]),
-            "n_forgetting_events": fr["n_forgetting_events"],
-            "n_learning_events": fr["n_learning_events"],
-            "peak_value": fr["peak_value"],
-            "learning_peak_step": _step(fr["learning_peak_step"]),
-            "reason": fr["reason"],
-        }
-    else:
-        out["frustration"] = None
-    out["collapse"] = _collapse(metrics, acc, topo, S)
-    if forg is not None:
-        sec = {k: forg[k] for k in SECTION_KEYS["forgetting"]}
-        sec.update({k: val for k, val in forg.items() if k not in sec})
-        out["forgetting"] = sec
-    else:
-        out["forgetting"] = None
-    cand = frustration_candidates(
-        fr["peak_step"] if fr else float("nan"),
-        v["min_step"] if v else float("nan"),
-        two["knee_step"] if two else float("nan"),
-    )
-    out["frustration_candidates"] = {k: _step(x) if k != "spread" else x for k, x in cand.items()}
-    tr = trans[trans["ok"] & trans["is_transition"]] if len(trans) else trans
-    widths = tr["width"].to_numpy(dtype=float) if len(tr) else np.zeros(0)
-    out["transitions"] = {
-        "n_fitted": int(trans["ok"].sum()) if len(trans) else 0,
-        "n_transitions": int(len(tr)),
-        "median_width": float(np.median(widths)) if widths.size else None,
-        "width_q25": float(np.quantile(widths, 0.25)) if widths.size else None,
-        "width_q75": float(np.quantile(widths, 0.75)) if widths.size else None,
-        "median_r2": float(np.median(tr["r2"])) if len(tr) else None,
-    }
-    out["notes"] = dict(sorted(notes.items()))
-    return out
-
-
-def _collapse(
-    metrics: pd.DataFrame, acc: pd.DataFrame, topo: pd.DataFrame, S: int
-) -> dict[str, Any] | None:
-    steps = metrics["step"].to_numpy()
-    sec: dict[str, Any] = {}
-    if "n_distinct_correct_mean" in metrics.columns:
-        div = metrics["n_distinct_correct_mean"].to_numpy(dtype=float)
-        sec["diversity_start"], sec["diversity_end"] = edge_means(steps, div)
-        if np.isfinite(div).any():
-            i = int(np.nanargmax(div))
-            sec["diversity_peak"] = float(div[i])
-            sec["diversity_peak_step"] = int(steps[i])
-    else:
-        sec["diversity_start"] = sec["diversity_end"] = None
-    if len(topo):
-        sec["leaf_entropy_start"], sec["leaf_entropy_end"] = _first_last_finite(
-            topo["leaf_entropy"].to_numpy()
-        )
-        sec["trunk_entropy_start"], sec["trunk_entropy_end"] = _first_last_finite(
-            topo["trunk_entropy"].to_numpy()
-        )
-    else:
-        sec["leaf_entropy_start"] = sec["leaf_entropy_end"] = None
-    if "path_entropy_mean" in metrics.columns:
-        pe = metrics["path_entropy_mean"].to_numpy(dtype=float)
-        sec["path_entropy_start"], sec["path_entropy_end"] = edge_means(steps, pe)
-    if all(sec.get(k) is None for k in SECTION_KEYS["collapse"]):
-        return None
-    ordered = {k: sec.get(k) for k in SECTION_KEYS["collapse"]}
-    ordered.update({k: val for k, val in sec.items() if k not in ordered})
-    return ordered
+        notes["web"] = f"no checkpoints (run kind {rec.kind!r}): the web needs a policy's logits"
+    return pd.DataFrame(columns=TOPOLOGY_COLUMNS)
 
 
 def analyze_run(

@@ -14,7 +14,7 @@ Definitions (SPEC section 3):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy.sparse import coo_matrix
 
+from conceptweb.analysis.results import Result, optional
 from conceptweb.errors import ConceptwebError
 from conceptweb.model.policy import entropy, softmax
 from conceptweb.model.rollouts import sample_rollouts
@@ -124,10 +125,18 @@ def traffic_web(paths: Iterable[Sequence[int] | None], min_count: int = 1) -> nx
     return web
 
 
-def undirected_projection(web: nx.Graph) -> nx.Graph:
+Web = nx.Graph | Iterable[tuple[int, int]]
+
+
+def as_graph(web: Web) -> nx.Graph:
+    """A web as a networkx graph: graphs pass through, an edge list becomes a DiGraph."""
+    return web if isinstance(web, nx.Graph) else nx.DiGraph(list(web))
+
+
+def undirected_projection(web: Web) -> nx.Graph:
     """The simple undirected graph of a web's edges, without its isolated nodes."""
     g = nx.Graph()
-    g.add_edges_from((int(a), int(b)) for a, b in web.edges() if a != b)
+    g.add_edges_from((int(a), int(b)) for a, b in as_graph(web).edges() if a != b)
     return g
 
 
@@ -183,14 +192,49 @@ def _mean(x: np.ndarray) -> float:
     return float(x.mean()) if x.size else float("nan")
 
 
+@dataclass(frozen=True)
+class WebTopology(Result):
+    """Topology of a web's undirected projection (definitions: docs/analysis.md, "Concept web").
+
+    The traffic fields are set for the web of a checkpoint (compute_checkpoint_web) only.
+    """
+
+    n_nodes: int
+    n_edges: int
+    avg_degree: float
+    n_components: int
+    component_sizes: tuple[int, ...]
+    giant_size: int
+    giant_fraction: float
+    n_bridges: int
+    bridges: tuple[tuple[int, int], ...]
+    bridge_load: tuple[int, ...]
+    n_trunk_bridges: int
+    max_bridge_load: int
+    n_leaves: int
+    leaves: tuple[int, ...]
+    geodesics: tuple[float, ...]
+    mean_geodesic: float
+    frac_connected: float
+    directed_geodesics: tuple[float, ...]
+    mean_directed_geodesic: float
+    frac_directed: float
+    leaf_entropy: float
+    trunk_entropy: float
+    traffic_n_nodes: int | None = optional()
+    traffic_n_edges: int | None = optional()
+    traffic_avg_degree: float | None = optional()
+    frac_problems_with_path: float | None = optional()
+
+
 def web_topology(
-    web: nx.Graph,
+    web: Web,
     sources: Sequence[int] | np.ndarray | None = None,
     targets: Sequence[int] | np.ndarray | None = None,
     paths: Sequence[Sequence[int] | None] | None = None,
     node_entropy: np.ndarray | None = None,
     trunk_min_load: int = 2,
-) -> dict[str, Any]:
+) -> WebTopology:
     """Topology of a web (directed or undirected) measured on its undirected projection.
 
     sources/targets: the problems' start and answer nodes (for geodesics); paths: one correct
@@ -199,6 +243,7 @@ def web_topology(
     leaves, geodesics, directed_geodesics. A bridge is a "trunk" bridge when at least
     `trunk_min_load` problems' paths cross it. Trunk nodes are web nodes of degree >= 2.
     """
+    web = as_graph(web)
     g = undirected_projection(web)
     n_nodes = g.number_of_nodes()
     n_edges = g.number_of_edges()
@@ -224,30 +269,30 @@ def web_topology(
     else:
         leaf_entropy = trunk_entropy = float("nan")
     n_problems = int(src.size)
-    return {
-        "n_nodes": n_nodes,
-        "n_edges": n_edges,
-        "avg_degree": 2.0 * n_edges / n_nodes if n_nodes else float("nan"),
-        "n_components": len(comps),
-        "component_sizes": comps,
-        "giant_size": comps[0] if comps else 0,
-        "giant_fraction": comps[0] / n_nodes if n_nodes else float("nan"),
-        "n_bridges": len(bridges),
-        "bridges": bridges,
-        "bridge_load": loads,
-        "n_trunk_bridges": int(sum(1 for x in loads if x >= trunk_min_load)),
-        "max_bridge_load": int(max(loads)) if loads else 0,
-        "n_leaves": len(leaves),
-        "leaves": leaves,
-        "geodesics": geo.tolist(),
-        "mean_geodesic": _mean(geo),
-        "frac_connected": float(connected.mean()) if n_problems else float("nan"),
-        "directed_geodesics": dgeo.tolist(),
-        "mean_directed_geodesic": _mean(dgeo),
-        "frac_directed": float(dconnected.mean()) if n_problems else float("nan"),
-        "leaf_entropy": leaf_entropy,
-        "trunk_entropy": trunk_entropy,
-    }
+    return WebTopology(
+        n_nodes=n_nodes,
+        n_edges=n_edges,
+        avg_degree=2.0 * n_edges / n_nodes if n_nodes else float("nan"),
+        n_components=len(comps),
+        component_sizes=tuple(comps),
+        giant_size=comps[0] if comps else 0,
+        giant_fraction=comps[0] / n_nodes if n_nodes else float("nan"),
+        n_bridges=len(bridges),
+        bridges=tuple(bridges),
+        bridge_load=tuple(loads),
+        n_trunk_bridges=int(sum(1 for x in loads if x >= trunk_min_load)),
+        max_bridge_load=int(max(loads)) if loads else 0,
+        n_leaves=len(leaves),
+        leaves=tuple(leaves),
+        geodesics=tuple(geo.tolist()),
+        mean_geodesic=_mean(geo),
+        frac_connected=float(connected.mean()) if n_problems else float("nan"),
+        directed_geodesics=tuple(dgeo.tolist()),
+        mean_directed_geodesic=_mean(dgeo),
+        frac_directed=float(dconnected.mean()) if n_problems else float("nan"),
+        leaf_entropy=leaf_entropy,
+        trunk_entropy=trunk_entropy,
+    )
 
 
 # -- correct walks sampled from a policy ---------------------------------------------------------
@@ -317,20 +362,41 @@ def sample_correct_paths(
 
 
 # -- checkpoints ---------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True, eq=False)
+class PolicyArrays:
+    """A walk policy and its training problems, as a checkpoint holds them (analysis inputs).
+
+    pi(.|i) = softmax(logits[i] / temperature) over the neighbours neighbors[i]; problem q
+    runs from sources[q] to targets[q]; walks stop after L steps (None: unknown).
+    """
+
+    step: int
+    logits: np.ndarray
+    neighbors: np.ndarray
+    sources: np.ndarray
+    targets: np.ndarray
+    temperature: float = 1.0
+    L: int | None = None
+
+
+@dataclass(frozen=True, eq=False)
 class CheckpointWeb:
     """The concept web of one checkpoint, its topology, and the correct walks measured on it."""
 
     step: int
     web: nx.DiGraph = field(repr=False)
-    topology: dict[str, Any] = field(repr=False)
+    topology: WebTopology = field(repr=False)
     sample: WalkSample = field(repr=False)
     sources: np.ndarray = field(repr=False)
     targets: np.ndarray = field(repr=False)
     node_entropy: np.ndarray = field(repr=False)
 
 
-def _checkpoint_arrays(ck: dict[str, np.ndarray], where: str) -> tuple[np.ndarray, ...]:
+def policy_from_checkpoint(
+    ck: dict[str, np.ndarray], step: int, L: int | None = None
+) -> PolicyArrays:
+    """The policy arrays of a loaded checkpoint; L defaults to the width of its own paths."""
+    where = f"at step {step}"
     missing = [k for k in ("logits", "neighbors", "sources", "targets") if k not in ck]
     if missing:
         raise ConceptwebError(
@@ -340,7 +406,48 @@ def _checkpoint_arrays(ck: dict[str, np.ndarray], where: str) -> tuple[np.ndarra
     neighbors = np.asarray(ck["neighbors"], dtype=np.int64)
     if logits.shape != neighbors.shape or logits.ndim != 2:
         raise ConceptwebError(f"checkpoint {where} has logits and neighbours of different shapes")
-    return logits, neighbors, np.asarray(ck["sources"]), np.asarray(ck["targets"])
+    T = float(ck["temperature"]) if "temperature" in ck else 1.0
+    if L is None and "own_paths" in ck:
+        L = int(ck["own_paths"].shape[1] - 1)
+    return PolicyArrays(
+        int(step), logits, neighbors, np.asarray(ck["sources"]), np.asarray(ck["targets"]), T, L
+    )
+
+
+def compute_checkpoint_web(
+    policy: PolicyArrays,
+    tau: float = DEFAULT_TAU,
+    *,
+    restrict_to_visited: bool = False,
+    G: int = DEFAULT_ANALYSIS_G,
+    seed: int = 0,
+) -> CheckpointWeb:
+    """Web and topology of a policy on its training problems.
+
+    Correct paths (for bridge loads, the traffic web and the optional restriction to visited
+    nodes) come from G walks per problem of at most policy.L steps (DEFAULT_L if unknown),
+    sampled with a generator seeded by (seed, 7, step), so the result is deterministic.
+    """
+    L = policy.L if policy.L is not None else DEFAULT_L
+    probs = softmax(policy.logits, policy.temperature)
+    rng = np.random.default_rng([int(seed), 7, int(policy.step)])
+    sources, targets = policy.sources, policy.targets
+    sample = sample_correct_paths(probs, policy.neighbors, sources, targets, G, L, rng)
+    visited = sample.visited if restrict_to_visited else None
+    web = web_from_probs(probs, policy.neighbors, tau, visited)
+    ent = entropy(probs)
+    topo = web_topology(web, sources, targets, sample.paths, ent)
+    tg = undirected_projection(sample.traffic)
+    n, m = tg.number_of_nodes(), tg.number_of_edges()
+    has = np.array([p is not None for p in sample.paths], dtype=bool)
+    topo = replace(
+        topo,
+        traffic_n_nodes=n,
+        traffic_n_edges=m,
+        traffic_avg_degree=2.0 * m / n if n else float("nan"),
+        frac_problems_with_path=float(has.mean()) if has.size else float("nan"),
+    )
+    return CheckpointWeb(int(policy.step), web, topo, sample, sources, targets, ent)
 
 
 def checkpoint_web(
@@ -353,31 +460,11 @@ def checkpoint_web(
     L: int | None = None,
     seed: int = 0,
 ) -> CheckpointWeb:
-    """Web and topology of a checkpoint's policy on its training problems.
-
-    Correct paths (for bridge loads, the traffic web and the optional restriction to visited
-    nodes) come from G walks per problem sampled with a generator seeded by (seed, step), so the
-    result is deterministic.
-    """
-    logits, neighbors, sources, targets = _checkpoint_arrays(ck, f"at step {step}")
-    T = float(ck["temperature"]) if "temperature" in ck else 1.0
-    if L is None:
-        L = int(ck["own_paths"].shape[1] - 1) if "own_paths" in ck else DEFAULT_L
-    probs = softmax(logits, T)
-    rng = np.random.default_rng([int(seed), 7, int(step)])
-    sample = sample_correct_paths(probs, neighbors, sources, targets, G, L, rng)
-    web = web_from_probs(probs, neighbors, tau, sample.visited if restrict_to_visited else None)
-    ent = entropy(probs)
-    topo = web_topology(web, sources, targets, sample.paths, ent)
-    tg = undirected_projection(sample.traffic)
-    topo["traffic_n_nodes"] = tg.number_of_nodes()
-    topo["traffic_n_edges"] = tg.number_of_edges()
-    topo["traffic_avg_degree"] = (
-        2.0 * tg.number_of_edges() / tg.number_of_nodes() if tg.number_of_nodes() else float("nan")
+    """compute_checkpoint_web on a loaded checkpoint (L: the run's, else the checkpoint's)."""
+    policy = policy_from_checkpoint(ck, step, L)
+    return compute_checkpoint_web(
+        policy, tau, restrict_to_visited=restrict_to_visited, G=G, seed=seed
     )
-    has = np.array([p is not None for p in sample.paths], dtype=bool)
-    topo["frac_problems_with_path"] = float(has.mean()) if has.size else float("nan")
-    return CheckpointWeb(int(step), web, topo, sample, sources, targets, ent)
 
 
 def _open(run: RunDir | str | Path) -> RunDir:
@@ -393,6 +480,19 @@ def run_max_length(run: RunDir) -> int | None:
     return int(L) if isinstance(L, int) and L > 0 else None
 
 
+def load_policy(run: RunDir | str | Path, step: int | None = None) -> PolicyArrays:
+    """The policy of a run's checkpoint at `step` (latest if None); clear errors if none."""
+    run = _open(run)
+    steps = run.checkpoint_steps()
+    if not steps:
+        raise ConceptwebError(
+            f"{run.path} has no checkpoints (run kind {run.kind!r}); the concept web needs a "
+            "policy's logits, which CoNet runs save every checkpoint.every steps"
+        )
+    step = steps[-1] if step is None else int(step)
+    return policy_from_checkpoint(run.load_checkpoint(step), step, run_max_length(run))
+
+
 def web_at_step(
     run: RunDir | str | Path,
     step: int | None = None,
@@ -402,31 +502,17 @@ def web_at_step(
     G: int = DEFAULT_ANALYSIS_G,
     seed: int = 0,
 ) -> CheckpointWeb:
-    """The web of a run's checkpoint at `step` (latest if None); clear errors if there is none."""
-    run = _open(run)
-    steps = run.checkpoint_steps()
-    if not steps:
-        raise ConceptwebError(
-            f"{run.path} has no checkpoints (run kind {run.kind!r}); the concept web needs a "
-            "policy's logits, which CoNet runs save every checkpoint.every steps"
-        )
-    step = steps[-1] if step is None else int(step)
-    ck = run.load_checkpoint(step)
-    return checkpoint_web(
-        ck,
-        step,
-        tau,
-        restrict_to_visited=restrict_to_visited,
-        G=G,
-        L=run_max_length(run),
-        seed=seed,
+    """The web of a run's checkpoint at `step` (latest if None): load_policy, then compute."""
+    return compute_checkpoint_web(
+        load_policy(run, step), tau, restrict_to_visited=restrict_to_visited, G=G, seed=seed
     )
 
 
 def topology_row(cw: CheckpointWeb) -> dict[str, Any]:
     """The scalar columns of TOPOLOGY_COLUMNS for one checkpoint."""
+    topo = cw.topology.to_dict()
     row = {"step": cw.step}
-    row.update({c: cw.topology[c] for c in TOPOLOGY_COLUMNS if c != "step"})
+    row.update({c: topo[c] for c in TOPOLOGY_COLUMNS if c != "step"})
     return row
 
 
@@ -442,22 +528,16 @@ def topology_over_training(
 ) -> pd.DataFrame:
     """One row of topology per checkpoint (columns TOPOLOGY_COLUMNS); empty without checkpoints.
 
-    on_progress(done, total) is called after each checkpoint.
+    Checkpoints are loaded one at a time (load_policy) and measured (compute_checkpoint_web);
+    on_progress(done, total) is called after each.
     """
     run = _open(run)
     available = run.checkpoint_steps()
     todo = available if steps is None else [s for s in steps if s in set(available)]
-    L = run_max_length(run)
     rows = []
     for i, s in enumerate(todo):
-        cw = checkpoint_web(
-            run.load_checkpoint(s),
-            s,
-            tau,
-            restrict_to_visited=restrict_to_visited,
-            G=G,
-            L=L,
-            seed=seed,
+        cw = compute_checkpoint_web(
+            load_policy(run, s), tau, restrict_to_visited=restrict_to_visited, G=G, seed=seed
         )
         rows.append(topology_row(cw))
         if on_progress is not None:

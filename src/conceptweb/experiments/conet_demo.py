@@ -459,7 +459,7 @@ def measure(run_dir: Path) -> dict[str, Any]:
         "steps": m["step"].to_numpy().tolist(),
         "reward": m["reward_mean"].to_numpy().tolist(),
         "len_correct": m["len_correct_mean"].to_numpy().tolist(),
-        "F": a.frustration["F"].tolist() if a.frustration else [],
+        "F": a.frustration.F.tolist() if a.frustration else [],
         "F_steps": a.accuracy.index.to_numpy().tolist(),
         "n_problems": int(a.accuracy.shape[1]),
     }

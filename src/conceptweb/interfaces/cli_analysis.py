@@ -219,10 +219,10 @@ def web(
     label = (
         f"web of {run_dir} at step {cw.step} (tau {tau:g}{', visited nodes' if visited else ''})"
     )
-    out_console.print(topology_table(cw.topology, label))
+    out_console.print(topology_table(cw.topology.to_dict(), label))
     if not no_draw:
         from conceptweb.interfaces.figures import plot_web
 
         target = out if out is not None else run.figures_dir / f"web_step_{cw.step:06d}.png"
-        plot_web(cw.web, target, label, cw.topology)
+        plot_web(cw.web, target, label, cw.topology.to_dict())
         typer.echo(f"drawing written to {target}")

@@ -39,6 +39,11 @@ MARKS = {
 }
 
 
+def _dict(result: Any) -> dict[str, Any] | None:
+    """An analysis result as the plain dict the plot functions read (None stays None)."""
+    return None if result is None else result.to_dict()
+
+
 # -- curves --------------------------------------------------------------------------------------
 def plot_learning_curve(
     steps: Sequence[float],
@@ -446,21 +451,25 @@ def run_figures(
         jobs.append(
             (
                 "learning_curve",
-                lambda p: plot_learning_curve(steps, m["reward_mean"], analysis.two_stage, p),
+                lambda p: plot_learning_curve(
+                    steps, m["reward_mean"], _dict(analysis.two_stage), p
+                ),
             )
         )
         if "len_correct_mean" in m.columns:
             jobs.append(
                 (
                     "length_curve",
-                    lambda p: plot_length_curve(steps, m["len_correct_mean"], analysis.v_shape, p),
+                    lambda p: plot_length_curve(
+                        steps, m["len_correct_mean"], _dict(analysis.v_shape), p
+                    ),
                 )
             )
     else:
         jobs.append(
             (
                 "sft_forgetting",
-                lambda p: plot_sft_forgetting(m, analysis.sft_steps, analysis.forgetting, p),
+                lambda p: plot_sft_forgetting(m, analysis.sft_steps, _dict(analysis.forgetting), p),
             )
         )
     fr = analysis.frustration
@@ -470,12 +479,12 @@ def run_figures(
             (
                 "frustration",
                 lambda p: plot_frustration(
-                    acc_steps, fr["F"], p, fr["L"], s.get("frustration_candidates")
+                    acc_steps, fr.F, p, fr.L, s.get("frustration_candidates")
                 ),
             )
         )
         jobs.append(
-            ("accuracy_raster", lambda p: plot_accuracy_raster(analysis.accuracy, p, fr["forget"]))
+            ("accuracy_raster", lambda p: plot_accuracy_raster(analysis.accuracy, p, fr.forget))
         )
     if len(analysis.topology):
         jobs.append(
@@ -494,7 +503,7 @@ def run_figures(
             panels = []
             for label, step in snaps.items():
                 cw = web_at_step(analysis.run, step, analysis.tau, G=G, seed=seed)
-                panels.append((f"{label} (step {step})", cw.web, cw.topology))
+                panels.append((f"{label} (step {step})", cw.web, cw.topology.to_dict()))
             return plot_web_snapshots(panels, p)
 
         if snaps:
