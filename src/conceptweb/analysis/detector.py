@@ -5,11 +5,11 @@ per-problem accuracy, one row per step) and nothing later. Three past-only signa
 
 - forgetting: per-problem accuracy is smoothed over a trailing window; a forgetting event is
   a problem that was solved (smoothed accuracy >= 0.5) at the previous step and is not now
-  (SPEC section 3). The frustration index F(t) is the trailing mean of forgetting events per
+  (docs/analysis.md, D11). The frustration index F(t) is the trailing mean of forgetting events per
   step. The signal fires once F has peaked: its running maximum is at least `min_forgetting`
   and has not been exceeded for `patience` steps.
 - knee: the trailing slope of the smoothed reward has fallen below a fifth of the steepest
-  slope seen so far (the two-stage criterion of SPEC section 3), `patience` steps after it.
+  slope seen so far (the two-stage criterion of docs/analysis.md, D9), `patience` steps after it.
 - length: the smoothed mean length of correct rollouts has passed its running minimum (the
   bottom of the V): the minimum is `patience` steps old and the length has risen 5% above it.
 
@@ -27,6 +27,15 @@ import numpy as np
 from conceptweb.algorithms.heating import History
 from conceptweb.config import DetectorConfig
 
+__all__ = [
+    "SLOPE_RATIO",
+    "LENGTH_RISE",
+    "SOLVED",
+    "trailing_mean",
+    "forgetting_counts",
+    "FrustrationDetector",
+]
+
 SLOPE_RATIO = 5.0
 LENGTH_RISE = 0.05
 SOLVED = 0.5
@@ -37,6 +46,11 @@ def trailing_mean(x: np.ndarray, window: int, full: bool = False) -> np.ndarray:
 
     With full=True, steps with fewer than `window` entries behind them are NaN (no estimate
     from a half-empty window); otherwise they average what there is.
+
+    >>> trailing_mean(np.array([1.0, 3.0, np.nan, 5.0]), 2).tolist()
+    [1.0, 2.0, 3.0, 5.0]
+    >>> trailing_mean(np.array([1.0, 3.0, 5.0]), 2, full=True).tolist()
+    [nan, 2.0, 4.0]
     """
     x = np.asarray(x, dtype=np.float64)
     valid = ~np.isnan(x)
@@ -57,7 +71,13 @@ def trailing_mean(x: np.ndarray, window: int, full: bool = False) -> np.ndarray:
 
 
 def forgetting_counts(accuracy: np.ndarray, window: int) -> np.ndarray:
-    """Forgetting events per step from a (steps x problems) accuracy matrix, trailing smoothing."""
+    """Forgetting events per step from a (steps x problems) accuracy matrix, trailing smoothing.
+
+    NaN where the trailing window is not yet full (docs/analysis.md, D17).
+
+    >>> forgetting_counts(np.array([[1.0], [1.0], [0.0], [0.0]]), 1).tolist()
+    [nan, 0.0, 1.0, 0.0]
+    """
     if len(accuracy) < 2:
         return np.full(len(accuracy), np.nan)
     smooth = trailing_mean(accuracy, window, full=True)
@@ -69,7 +89,22 @@ def forgetting_counts(accuracy: np.ndarray, window: int) -> np.ndarray:
 
 @dataclass
 class FrustrationDetector:
-    """Past-only trigger for Annealed-RLVR (implements the heating Trigger protocol)."""
+    """Past-only trigger for Annealed-RLVR (implements the heating Trigger protocol; D17).
+
+    Examples
+    --------
+    Four problems learnt at step 11 and all forgotten at step 21: the detector waits until the
+    peak of forgetting is `patience` steps old.
+
+    >>> from types import SimpleNamespace
+    >>> acc = np.repeat([0.0, 1.0, 0.0], [10, 10, 30])[:, None].repeat(4, axis=1)
+    >>> def history(n):
+    ...     return SimpleNamespace(steps=np.arange(1, n + 1), reward=acc[:n].mean(1),
+    ...                            len_correct=np.full(n, 5.0), accuracy=acc[:n])
+    >>> detector = FrustrationDetector(window=2, min_steps=10, patience=5)
+    >>> detector.decide(history(22))[0], detector.decide(history(30))[0]
+    (False, True)
+    """
 
     window: int = 10
     min_steps: int = 30

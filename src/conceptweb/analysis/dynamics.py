@@ -1,9 +1,9 @@
 """Training-dynamics diagnostics: two-stage fit, V-shape, forgetting/learning events, frustration,
 per-problem transitions, collapse, and pass@k, all on plain arrays (CoNet and LLM runs alike).
 
-Definitions follow SPEC section 3; where the SPEC is silent the choice is stated in the
-docstring and in docs/analysis.md. No function here raises on NaNs, flat or short series: it
-returns NaN / False with a "reason".
+Definitions: docs/analysis.md, D9 to D15 and D18 (the specification this module implements;
+where the paper is silent the choice is ours and stated there). No function here raises on
+NaNs, flat or short series: it returns NaN / False with a "reason".
 """
 
 from __future__ import annotations
@@ -19,7 +19,51 @@ from scipy.optimize import curve_fit, minimize_scalar
 
 from conceptweb.analysis.results import Result
 
-# thresholds of SPEC section 3
+__all__ = [
+    "TWO_STAGE_MIN_RATIO",
+    "V_EDGE_FRAC",
+    "V_MIN_DROP",
+    "V_MIN_RISE",
+    "SOLVED_THRESHOLD",
+    "MIN_FIT_POINTS",
+    "MAX_KNEE_CANDIDATES",
+    "MIN_V_POINTS",
+    "DEFAULT_EVENT_WINDOW",
+    "LOGISTIC_MIN_RISE",
+    "WIDTH_FACTOR",
+    "bic",
+    "PiecewiseFit",
+    "fit_piecewise_linear",
+    "SaturatingFit",
+    "fit_saturating",
+    "TwoStageFit",
+    "fit_two_stage",
+    "piecewise_curve",
+    "saturating_curve",
+    "default_smooth_window",
+    "smooth_series",
+    "VShape",
+    "detect_v_shape",
+    "accuracy_matrix",
+    "solved_matrix",
+    "forgetting_events",
+    "default_frustration_window",
+    "frustration_index",
+    "Peak",
+    "frustration_peak",
+    "Frustration",
+    "frustration_analysis",
+    "LogisticFit",
+    "fit_logistic",
+    "transition_fits",
+    "edge_means",
+    "pass_at_k",
+    "mean_at_k",
+    "FrustrationCandidates",
+    "frustration_candidates",
+]
+
+# thresholds of the definitions (docs/analysis.md, D9 to D11)
 TWO_STAGE_MIN_RATIO = 5.0
 V_EDGE_FRAC = 0.10
 V_MIN_DROP = 0.15
@@ -46,7 +90,11 @@ def _finite_xy(steps: Any, values: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bic(rss: float, n: int, n_params: int) -> float:
-    """Bayesian information criterion of a least-squares fit with Gaussian noise."""
+    """Bayesian information criterion n ln(RSS / n) + p ln n of a least-squares fit.
+
+    >>> round(bic(1.0, 100, 3), 1)
+    -446.7
+    """
     rss = max(float(rss), 1e-300)
     return float(n * math.log(rss / n) + n_params * math.log(n))
 
@@ -74,9 +122,28 @@ class PiecewiseFit(Result):
 def fit_piecewise_linear(steps: Any, values: Any, min_side: int = 3) -> PiecewiseFit:
     """Least-squares continuous two-segment linear fit; the knee is searched over all steps.
 
-    Model: y = v + s1 * min(t - knee, 0) + s2 * max(t - knee, 0), with at least `min_side`
-    points strictly on each side of the knee; the best grid knee is refined continuously
-    between its neighbouring steps. Returns knee, value_at_knee, slope_early, slope_late, rss, n.
+    Model: y = v + s1 min(t - knee, 0) + s2 max(t - knee, 0), with at least `min_side` points
+    strictly on each side of the knee; the best grid knee is refined continuously between its
+    neighbouring steps (docs/analysis.md, D9).
+
+    Parameters
+    ----------
+    steps, values : array-like
+        The curve; non-finite points are dropped.
+    min_side : int
+        Points required on each side of the knee.
+
+    Returns
+    -------
+    PiecewiseFit
+        knee, value_at_knee, slope_early, slope_late, rss and n (NaN when too short).
+
+    Examples
+    --------
+    >>> t = np.arange(20.0)
+    >>> fit = fit_piecewise_linear(t, np.minimum(t, 10.0))
+    >>> round(fit.knee, 3), round(fit.slope_early, 3), round(abs(fit.slope_late), 3)
+    (10.0, 1.0, 0.0)
     """
     t, y = _finite_xy(steps, values)
     n = t.size
@@ -145,10 +212,26 @@ class SaturatingFit(Result):
 
 
 def fit_saturating(steps: Any, values: Any) -> SaturatingFit:
-    """Least-squares fit of y = a - b * exp(-(t - t_first) / c), c > 0.
+    """Least-squares fit of y = a - b exp(-(t - t_first) / c), c > 0 (docs/analysis.md, D9).
 
     c is profiled on a log grid (a and b are linear given c), then refined with curve_fit.
-    Returns a, b, c (in steps), rss, n.
+
+    Parameters
+    ----------
+    steps, values : array-like
+        The curve; non-finite points are dropped; at least 4 points.
+
+    Returns
+    -------
+    SaturatingFit
+        a, b, c (in steps), rss, n.
+
+    Examples
+    --------
+    >>> t = np.arange(0.0, 100.0)
+    >>> fit = fit_saturating(t, 1 - np.exp(-t / 20))
+    >>> round(fit.a, 3), round(fit.b, 3), round(fit.c, 1)
+    (1.0, 1.0, 20.0)
     """
     t, y = _finite_xy(steps, values)
     n = t.size
@@ -201,13 +284,36 @@ class TwoStageFit(Result):
 
 
 def fit_two_stage(steps: Any, values: Any, min_ratio: float = TWO_STAGE_MIN_RATIO) -> TwoStageFit:
-    """Is a learning curve two-stage? Piecewise-linear vs saturating fit, compared by BIC.
+    """Is a learning curve two-stage? Piecewise-linear against saturating fit, by BIC.
 
-    Two-stage (SPEC): the continuous two-segment piecewise-linear fit (4 parameters: knee, value
-    at the knee, two slopes) has a lower BIC than a - b * exp(-t / c) (3 parameters), and the
-    early slope is positive and at least `min_ratio` (5) times the late slope. slope_ratio is
+    Two-stage (docs/analysis.md, D9): the continuous two-segment piecewise-linear fit (4
+    parameters) has a lower BIC than a - b exp(-t / c) (3 parameters), and the early slope is
+    positive and at least `min_ratio` (5) times the late slope. slope_ratio is
     slope_early / slope_late when the late slope is positive, else NaN (a flat or falling late
     stage always satisfies the ratio condition).
+
+    Parameters
+    ----------
+    steps, values : array-like
+        The mean reward per step; non-finite points are dropped.
+    min_ratio : float
+        Required early/late slope ratio.
+
+    Returns
+    -------
+    TwoStageFit
+        The verdict `is_two_stage` with its `reason`, the knee, both slopes, both BICs, and the
+        saturating fit's parameters (sat_a, sat_b, sat_c, t_first) for plotting. Never raises
+        on short or flat curves: is_two_stage is False with a reason.
+
+    Examples
+    --------
+    >>> t = np.arange(300.0)
+    >>> fit = fit_two_stage(t, np.where(t < 100, 0.008 * t, 0.8 + 0.0005 * (t - 100)))
+    >>> fit.is_two_stage, round(fit.knee_step), round(fit.slope_ratio)
+    (True, 100, 16)
+    >>> fit_two_stage(t, np.full(300, 0.5)).reason
+    'flat curve'
     """
     t, y = _finite_xy(steps, values)
     n = int(t.size)
@@ -270,26 +376,42 @@ def fit_two_stage(steps: Any, values: Any, min_ratio: float = TWO_STAGE_MIN_RATI
 
 
 def piecewise_curve(t: Any, knee: float, value_at_knee: float, s1: float, s2: float) -> np.ndarray:
-    """Evaluate the fitted continuous two-segment line at steps t (for plotting)."""
+    """Evaluate the fitted continuous two-segment line at steps t (for plotting).
+
+    >>> piecewise_curve([0, 10, 20], knee=10, value_at_knee=1.0, s1=0.1, s2=0.0).tolist()
+    [0.0, 1.0, 1.0]
+    """
     t = np.asarray(t, dtype=float)
     return value_at_knee + s1 * np.minimum(t - knee, 0.0) + s2 * np.maximum(t - knee, 0.0)
 
 
 def saturating_curve(t: Any, a: float, b: float, c: float, t_first: float) -> np.ndarray:
-    """Evaluate a - b * exp(-(t - t_first) / c) at steps t (for plotting)."""
+    """Evaluate a - b exp(-(t - t_first) / c) at steps t (for plotting).
+
+    >>> saturating_curve([0.0], a=1.0, b=1.0, c=5.0, t_first=0.0).tolist()
+    [0.0]
+    """
     t = np.asarray(t, dtype=float)
     return a - b * np.exp(-(t - t_first) / c)
 
 
 # -- smoothing and the V -------------------------------------------------------------------------
 def default_smooth_window(n: int) -> int:
-    """Our default smoothing window: the odd number nearest 5% of the records, at least 5."""
+    """Our default smoothing window: the odd number nearest 5% of the records, at least 5 (D10).
+
+    >>> default_smooth_window(100), default_smooth_window(600)
+    (5, 31)
+    """
     w = max(5, int(round(0.05 * n)))
     return w if w % 2 else w + 1
 
 
 def smooth_series(values: Any, window: int) -> np.ndarray:
-    """Centred moving average over `window` records; NaNs are skipped, edges use what exists."""
+    """Centred moving average over `window` records; NaNs are skipped, edges use what exists.
+
+    >>> smooth_series([1.0, 2.0, float("nan"), 4.0], 3).tolist()
+    [1.5, 1.5, 3.0, 4.0]
+    """
     y = pd.Series(np.asarray(values, dtype=np.float64))
     return y.rolling(max(int(window), 1), center=True, min_periods=1).mean().to_numpy()
 
@@ -318,13 +440,35 @@ def detect_v_shape(
     min_drop: float = V_MIN_DROP,
     min_rise: float = V_MIN_RISE,
 ) -> VShape:
-    """Is the (mean correct-rollout) length curve V-shaped? SPEC section 3.
+    """Is the (mean correct-rollout) length curve V-shaped? (docs/analysis.md, D10)
 
     The series (steps without a finite length are dropped) is smoothed with a centred moving
     average of `smooth` records (default: default_smooth_window). A V: the smoothed minimum lies
-    strictly inside the middle (1 - 2 * edge_frac) of the step range, drop_frac =
+    strictly inside the middle (1 - 2 edge_frac) of the step range, drop_frac =
     (start - min) / start >= min_drop and rise_frac = (end - min) / min >= min_rise, where start
     and end are the first and last smoothed values.
+
+    Parameters
+    ----------
+    steps, lengths : array-like
+        Mean length of correct rollouts per step.
+    smooth : int, optional
+        Smoothing window in records.
+    edge_frac, min_drop, min_rise : float
+        The criterion's thresholds (0.1, 0.15, 0.15).
+
+    Returns
+    -------
+    VShape
+        is_v with its reason, min_step, the smoothed start, minimum and end, drop_frac,
+        rise_frac and the window used. Never raises on short series.
+
+    Examples
+    --------
+    >>> t = np.arange(200.0)
+    >>> v = detect_v_shape(t, 10 + np.abs(t - 80) / 4)
+    >>> v.is_v, v.min_step, round(v.drop_frac, 2), round(v.rise_frac, 2)
+    (True, 80.0, 0.64, 2.66)
     """
     t, y = _finite_xy(steps, lengths)
     n = int(t.size)
@@ -379,6 +523,11 @@ def accuracy_matrix(
     """Per-problem records as a (steps x problems) table of `value` (index step, columns problem).
 
     Rows of other splits are dropped when the table has a "split" column and `split` is given.
+
+    >>> df = pd.DataFrame({"step": [1, 1, 2, 2], "problem": [0, 1, 0, 1],
+    ...                    "accuracy": [0.0, 1.0, 0.5, 1.0]})
+    >>> accuracy_matrix(df).to_numpy().tolist()
+    [[0.0, 1.0], [0.5, 1.0]]
     """
     df = problems
     if split is not None and "split" in df.columns:
@@ -392,9 +541,14 @@ def accuracy_matrix(
 def solved_matrix(
     acc_matrix: Any, threshold: float = SOLVED_THRESHOLD, window: int = DEFAULT_EVENT_WINDOW
 ) -> np.ndarray:
-    """Solved state a_q >= threshold after a centred moving average of `window` steps.
+    """Solved state a_q >= threshold after a centred moving average of `window` steps (D11).
 
     Missing values carry the previous state forward (unsolved before the first record).
+
+    Raises ValueError if the matrix is not 2-D.
+
+    >>> solved_matrix(np.array([[0.0], [1.0], [1.0], [0.0]]), window=1).ravel().tolist()
+    [False, True, True, False]
     """
     acc = np.asarray(acc_matrix, dtype=np.float64)
     if acc.ndim != 2:
@@ -409,10 +563,29 @@ def solved_matrix(
 def forgetting_events(
     acc_matrix: Any, threshold: float = SOLVED_THRESHOLD, window: int = DEFAULT_EVENT_WINDOW
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Forgetting and learning events of each problem at each step, both (steps x problems) bool.
+    """Forgetting and learning events of each problem at each step (docs/analysis.md, D11).
 
     A forgetting event of q at row t: solved at t-1 and not at t; a learning event: the reverse
     (solved as in solved_matrix, i.e. after smoothing over `window` steps). Row 0 has no events.
+
+    Parameters
+    ----------
+    acc_matrix : array (steps, problems)
+        Per-problem accuracy.
+    threshold : float
+        Solved when the smoothed accuracy is >= threshold (0.5).
+    window : int
+        Centred smoothing window in records (5).
+
+    Returns
+    -------
+    (forget, learn) : two bool arrays (steps, problems)
+
+    Examples
+    --------
+    >>> forget, learn = forgetting_events(np.array([[0.0], [1.0], [1.0], [0.0]]), window=1)
+    >>> np.flatnonzero(forget).tolist(), np.flatnonzero(learn).tolist()
+    ([3], [1])
     """
     solved = solved_matrix(acc_matrix, threshold, window)
     forget = np.zeros_like(solved)
@@ -424,12 +597,22 @@ def forgetting_events(
 
 
 def default_frustration_window(n_steps: int) -> int:
-    """Our default window of F(t): about n/30 records, at least 5 (20 for a 600-step run)."""
+    """Our default window of F(t): about n/30 records, at least 5 (20 for a 600-step run; D12).
+
+    >>> default_frustration_window(600), default_frustration_window(60)
+    (20, 5)
+    """
     return max(5, int(round(n_steps / 30)))
 
 
 def frustration_index(forget_matrix: Any, window: int | None = None) -> np.ndarray:
-    """F(t): forgetting events per step (all problems), centred moving average over `window`."""
+    """F(t): forgetting events per step (all problems), centred moving average over `window` (D12).
+
+    Raises ValueError if the event matrix is not 2-D.
+
+    >>> frustration_index(np.array([[0, 0], [1, 1], [0, 0]]), window=1).tolist()
+    [0.0, 2.0, 0.0]
+    """
     f = np.asarray(forget_matrix)
     if f.ndim != 2:
         raise ValueError(f"event matrix must be (steps, problems), got shape {f.shape}")
@@ -449,7 +632,11 @@ class Peak(Result):
 
 
 def frustration_peak(steps: Any, F: Any) -> Peak:
-    """The step where F(t) peaks (the first one if tied); NaN if there is no forgetting at all."""
+    """The step where F(t) peaks (the first one if tied); NaN if there is no forgetting at all.
+
+    >>> frustration_peak([10, 20, 30], [0.0, 2.0, 2.0])
+    Peak(peak_step=20.0, peak_value=2.0, reason='')
+    """
     t = np.asarray(steps, dtype=np.float64)
     F = np.asarray(F, dtype=np.float64)
     if F.size == 0 or not np.isfinite(F).any() or np.nanmax(F) <= 0:
@@ -483,8 +670,36 @@ def frustration_analysis(
     event_window: int = DEFAULT_EVENT_WINDOW,
     window: int | None = None,
 ) -> Frustration:
-    """Events, F(t) and its peak in one call: peak_step, peak_value, n_forgetting_events,
-    n_learning_events, learning_peak_step, plus arrays F, L (learning index), forget, learn."""
+    """Forgetting and learning events, F(t), L(t) and their peaks in one call (D11, D12).
+
+    Parameters
+    ----------
+    steps : array-like (steps,)
+        The step of each row.
+    acc_matrix : array (steps, problems)
+        Per-problem accuracy.
+    threshold : float
+        Solved threshold (0.5).
+    event_window : int
+        Smoothing of accuracy before events (5).
+    window : int, optional
+        Smoothing of F (default_frustration_window).
+
+    Returns
+    -------
+    Frustration
+        peak_step, peak_value, n_forgetting_events, n_learning_events, learning_peak_step,
+        the windows, and the arrays F, L, forget, learn.
+
+    Examples
+    --------
+    Two problems learnt at step 2; problem 1 is forgotten at step 4.
+
+    >>> acc = np.array([[0, 0], [1, 1], [1, 1], [1, 0], [1, 0.0]])
+    >>> fr = frustration_analysis([1, 2, 3, 4, 5], acc, event_window=1, window=1)
+    >>> fr.peak_step, fr.n_forgetting_events, fr.n_learning_events
+    (4.0, 1, 2)
+    """
     t = np.asarray(steps, dtype=np.float64)
     forget, learn = forgetting_events(acc_matrix, threshold, event_window)
     if window is None:
@@ -537,11 +752,28 @@ class LogisticFit(Result):
 
 
 def fit_logistic(steps: Any, acc: Any) -> LogisticFit:
-    """Fit a(t) = lo + (hi - lo) / (1 + exp(-(t - t0) / s)) to one problem's accuracy.
+    """Fit a(t) = lo + (hi - lo) / (1 + exp(-(t - t0) / s)) to one problem's accuracy (D14).
 
     width = 2 ln(9) s, the steps from 10% to 90% of the transition. A coarse grid over t0 and s
-    (lo, hi linear given them) starts a least-squares refinement. ok is False with a reason when
-    the series is too short or flat or the fit fails; is_transition when hi - lo >= 0.5.
+    (lo, hi linear given them) starts a bounded least-squares refinement.
+
+    Parameters
+    ----------
+    steps, acc : array-like
+        One problem's accuracy over steps (non-finite points dropped).
+
+    Returns
+    -------
+    LogisticFit
+        t0, width, lo, hi, r2; ok is False with a reason when the series is too short or flat;
+        is_transition when hi - lo >= 0.5.
+
+    Examples
+    --------
+    >>> t = np.arange(100.0)
+    >>> fit = fit_logistic(t, 1 / (1 + np.exp(-(t - 40) / 3)))
+    >>> fit.is_transition, round(fit.t0, 1), round(fit.width, 1)
+    (True, 40.0, 13.2)
     """
     t, y = _finite_xy(steps, acc)
     nan = float("nan")
@@ -614,7 +846,13 @@ def fit_logistic(steps: Any, acc: Any) -> LogisticFit:
 def transition_fits(
     steps: Any, acc_matrix: Any, problems: Sequence[Any] | None = None
 ) -> pd.DataFrame:
-    """fit_logistic for every column of a (steps x problems) accuracy matrix, one row each."""
+    """fit_logistic for every column of a (steps x problems) accuracy matrix, one row each.
+
+    >>> t = np.arange(50.0)
+    >>> df = transition_fits(t, np.stack([t > 20, np.zeros(50)], axis=1))
+    >>> df["is_transition"].tolist(), df["reason"].tolist()
+    ([True, False], ['', 'flat'])
+    """
     acc = np.asarray(acc_matrix, dtype=np.float64)
     names = list(range(acc.shape[1])) if problems is None else list(problems)
     rows = []
@@ -628,7 +866,11 @@ def transition_fits(
 
 # -- collapse and edges of a series --------------------------------------------------------------
 def edge_means(steps: Any, values: Any, frac: float = 0.1) -> tuple[float, float]:
-    """Means of the finite values in the first and in the last `frac` of the step range."""
+    """Means of the finite values in the first and in the last `frac` of the step range (D15).
+
+    >>> edge_means(np.arange(11), [1, 2, 3, 3, 3, 3, 3, 3, 3, 4, 5])
+    (1.5, 4.5)
+    """
     t, y = _finite_xy(steps, values)
     if t.size == 0:
         return float("nan"), float("nan")
@@ -649,9 +891,15 @@ def _pass_at_k_one(n: int, c: int, k: int) -> float:
 
 
 def pass_at_k(n: Any, c: Any, k: int) -> float | np.ndarray:
-    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k).
+    """Unbiased pass@k from n samples of which c are correct: 1 - C(n-c, k) / C(n, k) (D18).
 
-    n and c may be arrays (broadcast); returns a float for scalars.
+    n and c may be arrays (broadcast); returns a float for scalars. Raises ValueError unless
+    0 <= c <= n and 1 <= k <= n.
+
+    >>> pass_at_k(4, 1, 2)
+    0.5
+    >>> pass_at_k(np.array([4, 4]), np.array([0, 4]), 2).tolist()
+    [0.0, 1.0]
     """
     nb, cb = np.broadcast_arrays(np.asarray(n), np.asarray(c))
     out = np.array(
@@ -664,7 +912,13 @@ def pass_at_k(n: Any, c: Any, k: int) -> float | np.ndarray:
 
 
 def mean_at_k(n: Any, c: Any, k: int) -> float | np.ndarray:
-    """Unbiased mean@k (expected fraction correct among k of the n samples), which is c / n."""
+    """Unbiased mean@k (expected fraction correct among k of the n samples), which is c / n.
+
+    Raises ValueError unless 0 <= c <= n and 1 <= k <= n.
+
+    >>> mean_at_k(16, 4, 8)
+    0.25
+    """
     nb, cb = np.broadcast_arrays(np.asarray(n, dtype=np.float64), np.asarray(c, dtype=np.float64))
     if np.any(cb < 0) or np.any(cb > nb) or k < 1 or np.any(k > nb):
         raise ValueError("mean@k needs 0 <= c <= n and 1 <= k <= n")
@@ -686,7 +940,11 @@ class FrustrationCandidates(Result):
 def frustration_candidates(
     forgetting_peak_step: float, v_bottom_step: float, knee_step: float
 ) -> FrustrationCandidates:
-    """The three candidate steps of the maximally frustrated state side by side, and their spread."""
+    """The three candidate steps of the maximally frustrated state side by side (D13).
+
+    >>> frustration_candidates(120.0, 150.0, float("nan")).spread
+    30.0
+    """
     vals = [forgetting_peak_step, v_bottom_step, knee_step]
     finite = [float(v) for v in vals if v is not None and np.isfinite(v)]
     spread = (max(finite) - min(finite)) if len(finite) >= 2 else float("nan")

@@ -30,6 +30,19 @@ from conceptweb.analysis.topology import (
 from conceptweb.errors import ConceptwebError
 from conceptweb.rundir import RunDir
 
+__all__ = [
+    "RECOVER_FRAC",
+    "FORGETTING_KEYS",
+    "sft_steps_of",
+    "policy_accuracy",
+    "recovery_steps",
+    "ForgettingInputs",
+    "SFTForgetting",
+    "load_sft_forgetting",
+    "compute_sft_forgetting",
+    "sft_forgetting",
+]
+
 RECOVER_FRAC = 0.9
 
 FORGETTING_KEYS = [
@@ -42,7 +55,7 @@ FORGETTING_KEYS = [
 
 
 def sft_steps_of(run: RunDir) -> int:
-    """S, the number of SFT steps at the start of a run (0 for a plain RLVR run)."""
+    """S, the number of SFT steps at the start of a run (0 for a plain RLVR run or a bad value)."""
     sft = run.read_config().get("sft")
     if not isinstance(sft, dict):
         return 0
@@ -59,7 +72,13 @@ def policy_accuracy(
     evals: pd.DataFrame | None = None,
     problems: pd.DataFrame | None = None,
 ) -> tuple[pd.Series, str]:
-    """Per-problem accuracy of the policy after `after_updates` updates, and where it came from."""
+    """Per-problem accuracy of the policy after `after_updates` updates, and where it came from.
+
+    The evaluation at that step when eval.parquet has it ("eval"), else the per-step records of
+    step after_updates + 1 ("rollouts"; docs/analysis.md, D16).
+
+    Raises ConceptwebError when the run has neither.
+    """
     evals = run.read_eval() if evals is None else evals
     if len(evals) and {"step", "split", "problem", "accuracy"} <= set(evals.columns):
         e = evals[(evals["step"] == after_updates) & (evals["split"] == split)]
@@ -88,9 +107,35 @@ def recovery_steps(
 ) -> tuple[float, float]:
     """RL updates after `start_step` until `recover_frac` of the lost problems are solved again.
 
-    acc is (steps x problems); rows with step > start_step are used, smoothed with a trailing
-    mean over `window` rows. Returns (recovery_steps or NaN if never, fraction of the lost
-    problems solved at the last row).
+    Definition: docs/analysis.md, D16.
+
+    Parameters
+    ----------
+    steps : array (rows,)
+        The step of each row of `acc`.
+    acc : array (rows, problems)
+        Per-step accuracy; rows with step > start_step are used, smoothed with a trailing mean
+        over `window` rows.
+    lost : bool array (problems,)
+        The problems SFT unsolved.
+    start_step : int
+        S, the last SFT update.
+    threshold, window, recover_frac : float, int, float
+        Solved threshold (0.5), smoothing window (5) and the fraction to recover (0.9).
+
+    Returns
+    -------
+    (recovery_steps, recovered_frac_end) : (float, float)
+        NaN steps if never; (0, 1) when nothing was lost.
+
+    Examples
+    --------
+    Problem 1 is lost at SFT's end (step 4) and solved again from step 7: rollouts of step 7
+    were sampled after 6 updates, 2 of them RL.
+
+    >>> acc = np.array([[1, 1], [1, 1], [1, 1], [1, 0], [1, 0], [1, 0], [1, 1], [1, 1.0]])
+    >>> recovery_steps(np.arange(1, 9), acc, np.array([False, True]), start_step=4, window=1)
+    (2.0, 1.0)
     """
     lost = np.asarray(lost, dtype=bool)
     if not lost.any():
@@ -170,8 +215,21 @@ class SFTForgetting(Result):
 def load_sft_forgetting(run: RunDir | str | Path) -> ForgettingInputs:
     """Read what compute_sft_forgetting needs from an SFT run directory.
 
-    Raises ConceptwebError if the run is not an SFT run (sft.steps = 0) or has no record of
-    the policy before or after SFT.
+    Parameters
+    ----------
+    run : RunDir or path
+        A run whose config has sft.steps = S > 0 (made by `conceptweb sft`).
+
+    Returns
+    -------
+    ForgettingInputs
+        Accuracy before and after SFT, the per-step accuracy table, and the policies at
+        checkpoint 0 and at the last checkpoint <= S (when both exist).
+
+    Raises
+    ------
+    ConceptwebError
+        If the run is not an SFT run or has no record of the policy before or after SFT.
     """
     run = run if isinstance(run, RunDir) else RunDir.open(run)
     S = sft_steps_of(run)
@@ -214,7 +272,7 @@ def compute_sft_forgetting(
     G: int = DEFAULT_ANALYSIS_G,
     seed: int = 0,
 ) -> SFTForgetting:
-    """Forgetting of the training problems under SFT, and its mechanism (pure).
+    """Forgetting of the training problems under SFT, and its mechanism (pure; D16).
 
     solved_before / solved_after_sft: training problems with accuracy >= threshold before SFT
     (after 0 updates) and after the S SFT updates. lost_frac: the fraction of the solved ones
@@ -224,6 +282,30 @@ def compute_sft_forgetting(
     SFT cut (the edge is in neither direction >= tau after SFT). recovery_steps: RL updates
     after SFT until recover_frac of the lost problems are solved again (NaN if not within the
     records).
+
+    Parameters
+    ----------
+    inputs : ForgettingInputs
+        From load_sft_forgetting, or built from arrays.
+    tau, threshold, window, recover_frac, G, seed
+        Web threshold, solved threshold, recovery smoothing window, fraction to recover, walks
+        per problem and their seed.
+
+    Returns
+    -------
+    SFTForgetting
+        The five stable fields first; the mechanism's fields only when both policies are given.
+
+    Examples
+    --------
+    Two problems, both solved before SFT; SFT unsolves the second.
+
+    >>> inputs = ForgettingInputs(
+    ...     sft_steps=3, before=pd.Series([1.0, 1.0]), after=pd.Series([1.0, 0.0]),
+    ...     measured_from="eval", accuracy=pd.DataFrame([[1.0, 0.0], [1.0, 1.0]], index=[4, 5]))
+    >>> r = compute_sft_forgetting(inputs, window=1)
+    >>> r.solved_before, r.solved_after_sft, r.lost_frac, r.recovery_steps
+    (2, 1, 0.5, 1.0)
     """
     idx = inputs.before.index.intersection(inputs.after.index)
     before, after = inputs.before.loc[idx], inputs.after.loc[idx]
@@ -319,7 +401,9 @@ def sft_forgetting(
     G: int = DEFAULT_ANALYSIS_G,
     seed: int = 0,
 ) -> SFTForgetting:
-    """The SFT forgetting analysis of a run directory: load_sft_forgetting, then compute."""
+    """The SFT forgetting analysis of a run directory: load_sft_forgetting, then
+    compute_sft_forgetting. Raises ConceptwebError as load_sft_forgetting does.
+    """
     inputs = load_sft_forgetting(run)
     return compute_sft_forgetting(inputs, tau, threshold, window, recover_frac, G, seed)
 

@@ -46,6 +46,34 @@ from conceptweb.errors import ConceptwebError
 from conceptweb.jsonable import to_jsonable
 from conceptweb.rundir import RunDir
 
+__all__ = [
+    "SUMMARY_VERSION",
+    "SECTION_KEYS",
+    "REQUIRED_METRICS",
+    "REQUIRED_PROBLEMS",
+    "Progress",
+    "RunRecords",
+    "load_run_records",
+    "to_jsonable",
+    "RunInfo",
+    "WebSummary",
+    "Collapse",
+    "TransitionSummary",
+    "AnalysisParams",
+    "Summary",
+    "compute_run_info",
+    "compute_web_summary",
+    "compute_collapse",
+    "compute_transition_summary",
+    "compute_curves",
+    "compute_frustration",
+    "compute_summary",
+    "RunAnalysis",
+    "analyze",
+    "analyze_run",
+    "write_summary",
+]
+
 SUMMARY_VERSION = 1
 SECTION_KEYS: dict[str, list[str]] = {
     "two_stage": [
@@ -117,8 +145,20 @@ def _require(df: pd.DataFrame, cols: tuple[str, ...], name: str, run: RunDir) ->
 def load_run_records(run: RunDir | str | Path) -> RunRecords:
     """Read a run's meta, config, metrics and per-problem records, checking required columns.
 
-    Raises ConceptwebError (one line) for directories that are not runs, are incomplete or of
-    an old format.
+    Parameters
+    ----------
+    run : RunDir or path
+        A run directory (CoNet or LLM).
+
+    Returns
+    -------
+    RunRecords
+
+    Raises
+    ------
+    ConceptwebError
+        One line, for directories that are not runs, are incomplete (a record missing, empty or
+        unreadable, a required column missing) or of an old format.
     """
     run = _open(run)
     meta = run.read_meta()
@@ -300,7 +340,27 @@ def compute_run_info(records: RunRecords, n_problems: int, n_checkpoints: int) -
 
 
 def compute_web_summary(topology: pd.DataFrame) -> WebSummary | None:
-    """The web section from a topology table (TOPOLOGY_COLUMNS); None if it has no rows."""
+    """The web section from a topology table (TOPOLOGY_COLUMNS); None if it has no rows.
+
+    Parameters
+    ----------
+    topology : DataFrame
+        One row per checkpoint (topology_over_training).
+
+    Returns
+    -------
+    WebSummary or None
+        The final checkpoint's numbers, and the checkpoint with the most islands.
+
+    Examples
+    --------
+    >>> topo = pd.DataFrame({"step": [0, 10, 20], "n_components": [2, 5, 1],
+    ...     "avg_degree": 1.9, "giant_fraction": 0.8, "n_bridges": 7, "n_nodes": 10,
+    ...     "n_edges": 9, "n_leaves": 4, "n_trunk_bridges": 2, "mean_geodesic": 3.5})
+    >>> w = compute_web_summary(topo)
+    >>> w.peak_islands_step, w.final_n_components, w.peak_n_components
+    (10, 1, 5)
+    """
     if not len(topology):
         return None
     last = topology.iloc[-1]
@@ -329,11 +389,30 @@ def _first_last_finite(values: np.ndarray) -> tuple[float, float]:
 
 
 def compute_collapse(metrics: pd.DataFrame, topology: pd.DataFrame) -> Collapse | None:
-    """The collapse section from per-step metrics and the topology table (None if nothing).
+    """The collapse section from per-step metrics and the topology table (D15).
 
     Diversity (n_distinct_correct_mean) and path entropy (path_entropy_mean): means over the
-    first and last 10% of steps (edge_means); leaf and trunk entropy: first and last finite
-    values over checkpoints.
+    first and last 10% of the step range; leaf and trunk entropy: first and last finite values
+    over checkpoints.
+
+    Parameters
+    ----------
+    metrics : DataFrame
+        Per-step records with "step" and optionally the two columns above.
+    topology : DataFrame
+        One row per checkpoint (may be empty, e.g. for LLM runs).
+
+    Returns
+    -------
+    Collapse or None
+        None when none of the stable keys can be measured.
+
+    Examples
+    --------
+    >>> m = pd.DataFrame({"step": range(1, 11), "n_distinct_correct_mean": [1.0] * 5 + [3.0] * 5})
+    >>> c = compute_collapse(m, pd.DataFrame(columns=TOPOLOGY_COLUMNS))
+    >>> c.diversity_start, c.diversity_end, c.leaf_entropy_start
+    (1.0, 3.0, None)
     """
     steps = metrics["step"].to_numpy()
     sec: dict[str, Any] = {"diversity_start": None, "diversity_end": None}
@@ -359,7 +438,14 @@ def compute_collapse(metrics: pd.DataFrame, topology: pd.DataFrame) -> Collapse 
 
 
 def compute_transition_summary(fits: pd.DataFrame) -> TransitionSummary:
-    """Counts and width quantiles of the transitions among per-problem logistic fits."""
+    """Counts and width quantiles of the transitions among per-problem logistic fits (D14).
+
+    >>> t = np.arange(60.0)
+    >>> fits = transition_fits(t, np.stack([t > 20, t > 40, np.zeros(60)], axis=1))
+    >>> s = compute_transition_summary(fits)
+    >>> s.n_fitted, s.n_transitions
+    (2, 2)
+    """
     tr = fits[fits["ok"] & fits["is_transition"]] if len(fits) else fits
     widths = tr["width"].to_numpy(dtype=float) if len(tr) else np.zeros(0)
     return TransitionSummary(
@@ -413,7 +499,31 @@ def compute_summary(
     notes: dict[str, str],
     params: AnalysisParams,
 ) -> Summary:
-    """Assemble the Summary from the results of the separate analyses (no file access)."""
+    """Assemble the Summary from the results of the separate analyses (no file access).
+
+    Parameters
+    ----------
+    records : RunRecords
+        The run's records (load_run_records, or built from frames with run=None).
+    acc : DataFrame
+        (steps x problems) accuracy of the training problems.
+    topology : DataFrame
+        One row per checkpoint (empty without checkpoints).
+    two, v, fr, forgetting
+        The results of fit_two_stage, detect_v_shape, frustration_analysis and
+        compute_sft_forgetting, or None where they do not apply.
+    transitions : DataFrame
+        transition_fits of acc.
+    notes : dict
+        Why a section is null.
+    params : AnalysisParams
+        The parameters used.
+
+    Returns
+    -------
+    Summary
+        Its to_dict() is summary.json.
+    """
     nan = float("nan")
     cand = frustration_candidates(
         fr.peak_step if fr else nan, v.min_step if v else nan, two.knee_step if two else nan
@@ -580,8 +690,12 @@ def analyze_run(
     """The summary.json dict of a run directory (not written; see write_summary).
 
     Stable sections: two_stage, v_shape, web, frustration, collapse, forgetting (null where not
-    applicable). Errors on directories that are not runs, are incomplete or of an old format
-    raise ConceptwebError with a one-line message.
+    applicable; docs/analysis.md lists every key). Analysing twice gives identical JSON.
+
+    Raises
+    ------
+    ConceptwebError
+        One line, for directories that are not runs, are incomplete or of an old format.
     """
     return analyze(run, tau, on_progress=on_progress, **kwargs).summary
 

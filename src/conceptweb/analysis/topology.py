@@ -1,6 +1,6 @@
 """Concept webs of a walk policy (edges with pi >= tau, traffic of correct walks) and their topology.
 
-Definitions (SPEC section 3):
+Definitions (docs/analysis.md, D1 to D8, the specification this module implements):
 - the **concept web** of a policy is the directed graph of edges i -> j with pi(j|i) >= tau
   (default 0.5), optionally restricted to the nodes that correct rollouts visit;
 - the **traffic web** is the directed graph of edges that correct rollouts use;
@@ -28,6 +28,35 @@ from conceptweb.errors import ConceptwebError
 from conceptweb.model.policy import entropy, softmax
 from conceptweb.model.rollouts import sample_rollouts
 from conceptweb.rundir import RunDir
+
+__all__ = [
+    "DEFAULT_TAU",
+    "DEFAULT_ANALYSIS_G",
+    "DEFAULT_L",
+    "TOPOLOGY_COLUMNS",
+    "web_from_probs",
+    "concept_web",
+    "traffic_web",
+    "Web",
+    "as_graph",
+    "undirected_projection",
+    "path_edges",
+    "bridge_load",
+    "WebTopology",
+    "web_topology",
+    "WalkSample",
+    "sample_correct_paths",
+    "PolicyArrays",
+    "CheckpointWeb",
+    "policy_from_checkpoint",
+    "compute_checkpoint_web",
+    "checkpoint_web",
+    "run_max_length",
+    "load_policy",
+    "web_at_step",
+    "topology_row",
+    "topology_over_training",
+]
 
 DEFAULT_TAU = 0.5
 DEFAULT_ANALYSIS_G = 32
@@ -65,10 +94,38 @@ def web_from_probs(
     tau: float = DEFAULT_TAU,
     nodes: Iterable[int] | None = None,
 ) -> nx.DiGraph:
-    """The directed web i -> j with pi(j|i) >= tau from a transition table probs (N, K).
+    """The concept web of a transition table: directed edges i -> j with pi(j|i) >= tau.
 
-    Duplicate neighbour columns are summed; self-loops are dropped. If `nodes` is given, the web
-    is restricted to edges whose two endpoints are both in `nodes`. Each edge carries "pi".
+    Definition: docs/analysis.md, D1. Duplicate neighbour columns are summed; self-loops are
+    dropped.
+
+    Parameters
+    ----------
+    probs : array (N, K)
+        pi(neighbors[i, k] | i); rows sum to 1.
+    neighbors : int array (N, K)
+        The k-th neighbour of node i.
+    tau : float
+        Threshold on pi (default 0.5).
+    nodes : iterable of int, optional
+        Keep only edges whose two endpoints are in `nodes`.
+
+    Returns
+    -------
+    networkx.DiGraph
+        The web; each edge carries its probability as "pi"; the graph attribute "tau".
+
+    Raises
+    ------
+    ConceptwebError
+        If probs and neighbors are not the same (N, K) shape.
+
+    Examples
+    --------
+    >>> probs = np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8]])
+    >>> neighbors = np.array([[1, 2], [0, 2], [0, 1]])
+    >>> sorted(web_from_probs(probs, neighbors).edges())
+    [(0, 1), (1, 0), (1, 2), (2, 1)]
     """
     probs = np.asarray(probs, dtype=np.float64)
     neighbors = np.asarray(neighbors)
@@ -104,12 +161,59 @@ def concept_web(
     temperature: float = 1.0,
     nodes: Iterable[int] | None = None,
 ) -> nx.DiGraph:
-    """The concept web of the policy softmax(logits / temperature): edges with pi >= tau."""
+    """The concept web of the tabular policy softmax(logits / temperature) (docs/analysis.md, D1).
+
+    Parameters
+    ----------
+    logits : array (N, K)
+        The policy's logits theta[i, k] over node i's neighbours.
+    neighbors : int array (N, K)
+        The k-th neighbour of node i.
+    tau : float
+        Threshold on pi (default 0.5).
+    temperature : float
+        Softmax temperature T.
+    nodes : iterable of int, optional
+        Keep only edges whose two endpoints are in `nodes`.
+
+    Returns
+    -------
+    networkx.DiGraph
+        Edges i -> j with pi(j|i) >= tau, each with "pi".
+
+    Examples
+    --------
+    >>> logits = np.array([[3.0, 0.0], [0.0, 0.0], [0.0, 3.0]])
+    >>> neighbors = np.array([[1, 2], [0, 2], [0, 1]])
+    >>> sorted(concept_web(logits, neighbors).edges())
+    [(0, 1), (1, 0), (1, 2), (2, 1)]
+    >>> concept_web(logits, neighbors, temperature=100.0, tau=0.6).number_of_edges()
+    0
+    """
     return web_from_probs(softmax(np.asarray(logits, float), temperature), neighbors, tau, nodes)
 
 
 def traffic_web(paths: Iterable[Sequence[int] | None], min_count: int = 1) -> nx.DiGraph:
-    """Directed edges used by the given (correct) paths; each edge carries "count" (uses)."""
+    """The traffic web: directed edges used by the given (correct) paths (docs/analysis.md, D5).
+
+    Parameters
+    ----------
+    paths : iterable of node sequences or None
+        One path per walk or problem; None entries are skipped.
+    min_count : int
+        Keep edges used at least this many times.
+
+    Returns
+    -------
+    networkx.DiGraph
+        Each edge carries "count", its number of uses.
+
+    Examples
+    --------
+    >>> web = traffic_web([[0, 1, 2], [0, 1], None])
+    >>> web[0][1]["count"], web[1][2]["count"]
+    (2, 1)
+    """
     counts: dict[tuple[int, int], int] = {}
     for p in paths:
         if p is None:
@@ -129,12 +233,32 @@ Web = nx.Graph | Iterable[tuple[int, int]]
 
 
 def as_graph(web: Web) -> nx.Graph:
-    """A web as a networkx graph: graphs pass through, an edge list becomes a DiGraph."""
+    """A web as a networkx graph: graphs pass through, an edge list becomes a DiGraph.
+
+    >>> sorted(as_graph([(0, 1), (1, 2)]).edges())
+    [(0, 1), (1, 2)]
+    """
     return web if isinstance(web, nx.Graph) else nx.DiGraph(list(web))
 
 
 def undirected_projection(web: Web) -> nx.Graph:
-    """The simple undirected graph of a web's edges, without its isolated nodes."""
+    """The simple undirected graph of a web's edges, without its isolated nodes (D2).
+
+    Parameters
+    ----------
+    web : networkx graph or iterable of (i, j)
+        A directed or undirected web, or its edge list.
+
+    Returns
+    -------
+    networkx.Graph
+        One edge {i, j} per connected pair (a reciprocal pair counts once), no self-loops.
+
+    Examples
+    --------
+    >>> undirected_projection([(0, 1), (1, 0), (1, 2), (3, 3)]).number_of_edges()
+    2
+    """
     g = nx.Graph()
     g.add_edges_from((int(a), int(b)) for a, b in as_graph(web).edges() if a != b)
     return g
@@ -146,7 +270,11 @@ def _edge_key(a: int, b: int) -> tuple[int, int]:
 
 
 def path_edges(path: Sequence[int]) -> set[tuple[int, int]]:
-    """The undirected edges (min, max) a node path crosses."""
+    """The undirected edges (min, max) that a node path crosses.
+
+    >>> sorted(path_edges([3, 2, 1, 2]))
+    [(1, 2), (2, 3)]
+    """
     seq = [int(x) for x in path]
     return {_edge_key(a, b) for a, b in zip(seq[:-1], seq[1:], strict=True) if a != b}
 
@@ -154,7 +282,25 @@ def path_edges(path: Sequence[int]) -> set[tuple[int, int]]:
 def bridge_load(
     bridges: Sequence[tuple[int, int]], paths: Iterable[Sequence[int] | None]
 ) -> list[int]:
-    """For each bridge, how many of the paths (one per problem) cross it, in either direction."""
+    """For each bridge, how many of the paths cross it, in either direction (docs/analysis.md, D6).
+
+    Parameters
+    ----------
+    bridges : sequence of (i, j)
+        Undirected edges.
+    paths : iterable of node sequences or None
+        One path per problem (None: no path); a path counts once per bridge.
+
+    Returns
+    -------
+    list of int
+        The load of each bridge, in the order given.
+
+    Examples
+    --------
+    >>> bridge_load([(1, 2), (2, 3)], [[1, 2, 3], [3, 2], None, [1, 2, 1, 2]])
+    [2, 2]
+    """
     index = {_edge_key(a, b): i for i, (a, b) in enumerate(bridges)}
     load = [0] * len(bridges)
     for p in paths:
@@ -235,13 +381,43 @@ def web_topology(
     node_entropy: np.ndarray | None = None,
     trunk_min_load: int = 2,
 ) -> WebTopology:
-    """Topology of a web (directed or undirected) measured on its undirected projection.
+    """Topology of a web measured on its undirected projection (docs/analysis.md, D2 to D8).
 
-    sources/targets: the problems' start and answer nodes (for geodesics); paths: one correct
-    path per problem or None (for bridge loads); node_entropy: entropy of pi at each node (for
-    leaf and trunk entropy). Returns scalars plus lists: component_sizes, bridges, bridge_load,
-    leaves, geodesics, directed_geodesics. A bridge is a "trunk" bridge when at least
-    `trunk_min_load` problems' paths cross it. Trunk nodes are web nodes of degree >= 2.
+    Works on any web: a concept web of a CoNet policy, a traffic web, or an edge list extracted
+    from language-model rollouts.
+
+    Parameters
+    ----------
+    web : networkx graph or iterable of (i, j)
+        The web (directed or not); an edge list is read as directed.
+    sources, targets : sequences of int, optional
+        Each problem's start and answer node (for geodesics); the same length.
+    paths : sequence of node sequences or None, optional
+        One correct path per problem, or None (for bridge loads and trunk edges).
+    node_entropy : array (N,), optional
+        Entropy of pi at each node (for leaf and trunk entropy); indexed by node id.
+    trunk_min_load : int
+        A bridge is a trunk edge when at least this many problems' paths cross it (2).
+
+    Returns
+    -------
+    WebTopology
+        Counts, component sizes, bridges and their loads, leaves, geodesics, entropies.
+
+    Raises
+    ------
+    ConceptwebError
+        If sources and targets differ in length.
+
+    Examples
+    --------
+    A triangle 0-1-2 with a tail 2-3: one island, one bridge, one leaf.
+
+    >>> t = web_topology([(0, 1), (1, 2), (2, 0), (2, 3)], sources=[0], targets=[3])
+    >>> t.n_nodes, t.n_edges, t.avg_degree, t.n_components
+    (4, 4, 2.0, 1)
+    >>> t.bridges, t.leaves, t.geodesics
+    (((2, 3),), (3,), (2.0,))
     """
     web = as_graph(web)
     g = undirected_projection(web)
@@ -315,11 +491,40 @@ def sample_correct_paths(
     L: int,
     rng: np.random.Generator,
 ) -> WalkSample:
-    """Sample G walks per problem; each problem's path is its most frequent correct walk.
+    """Sample G walks per problem; each problem's path is its most frequent correct walk (D5).
 
-    Ties between equally frequent correct walks go to the shorter, then the earlier sampled one.
-    Paths run from the start to the answer inclusive. `visited` lists the nodes correct walks
-    visit (answers included); `traffic` is the traffic web of all correct walks.
+    Parameters
+    ----------
+    probs : array (N, K)
+        The policy's transition probabilities.
+    neighbors : int array (N, K)
+        The k-th neighbour of node i.
+    sources, targets : int arrays (P,)
+        Each problem's start and answer node.
+    G : int
+        Walks per problem.
+    L : int
+        Maximum steps per walk.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    WalkSample
+        paths (start to answer inclusive, or None), accuracy per problem, visited nodes
+        (answers included) and the traffic web of all correct walks. Ties between equally
+        frequent correct walks go to the shorter, then to the earlier sampled one.
+
+    Examples
+    --------
+    A ring of 4 walked upwards with certainty:
+
+    >>> neighbors = np.array([[3, 1], [0, 2], [1, 3], [2, 0]])
+    >>> probs = np.tile([0.0, 1.0], (4, 1))
+    >>> s = sample_correct_paths(probs, neighbors, np.array([0]), np.array([2]), 4, 5,
+    ...                          np.random.default_rng(0))
+    >>> s.paths[0].tolist(), s.accuracy.tolist()
+    ([0, 1, 2], [1.0])
     """
     sources = np.asarray(sources, dtype=np.int64)
     targets = np.asarray(targets, dtype=np.int64)
@@ -422,11 +627,41 @@ def compute_checkpoint_web(
     G: int = DEFAULT_ANALYSIS_G,
     seed: int = 0,
 ) -> CheckpointWeb:
-    """Web and topology of a policy on its training problems.
+    """The concept web of a policy, its topology, and the correct walks measured on it (pure).
 
     Correct paths (for bridge loads, the traffic web and the optional restriction to visited
-    nodes) come from G walks per problem of at most policy.L steps (DEFAULT_L if unknown),
-    sampled with a generator seeded by (seed, 7, step), so the result is deterministic.
+    nodes) come from G walks per problem of at most policy.L steps (100 if unknown), sampled
+    with a generator seeded by (seed, 7, step), so the result is deterministic
+    (docs/analysis.md, D5).
+
+    Parameters
+    ----------
+    policy : PolicyArrays
+        Logits, neighbours, problems, temperature and L (e.g. from load_policy).
+    tau : float
+        Web threshold (D1).
+    restrict_to_visited : bool
+        Keep only web edges between nodes that correct walks visit.
+    G : int
+        Walks per problem (32).
+    seed : int
+        Seed of the walks.
+
+    Returns
+    -------
+    CheckpointWeb
+        The web, its WebTopology (with the traffic fields set), the walks, node entropies.
+
+    Examples
+    --------
+    A line 0-1-2 walked rightwards; the one problem runs from 0 to 2.
+
+    >>> neighbors = np.array([[1, 1], [0, 2], [1, 1]])
+    >>> logits = np.array([[0.0, 0.0], [-20.0, 20.0], [0.0, 0.0]])
+    >>> policy = PolicyArrays(0, logits, neighbors, np.array([0]), np.array([2]), 1.0, 5)
+    >>> cw = compute_checkpoint_web(policy, G=4)
+    >>> sorted(cw.web.edges()), cw.topology.n_trunk_bridges, cw.sample.paths[0].tolist()
+    ([(0, 1), (1, 2), (2, 1)], 0, [0, 1, 2])
     """
     L = policy.L if policy.L is not None else DEFAULT_L
     probs = softmax(policy.logits, policy.temperature)
@@ -460,7 +695,10 @@ def checkpoint_web(
     L: int | None = None,
     seed: int = 0,
 ) -> CheckpointWeb:
-    """compute_checkpoint_web on a loaded checkpoint (L: the run's, else the checkpoint's)."""
+    """compute_checkpoint_web on a loaded checkpoint (L: the run's, else the checkpoint's).
+
+    Raises ConceptwebError if the checkpoint lacks the policy's arrays.
+    """
     policy = policy_from_checkpoint(ck, step, L)
     return compute_checkpoint_web(
         policy, tau, restrict_to_visited=restrict_to_visited, G=G, seed=seed
@@ -481,7 +719,25 @@ def run_max_length(run: RunDir) -> int | None:
 
 
 def load_policy(run: RunDir | str | Path, step: int | None = None) -> PolicyArrays:
-    """The policy of a run's checkpoint at `step` (latest if None); clear errors if none."""
+    """The policy of a run's checkpoint at `step` (latest if None).
+
+    Parameters
+    ----------
+    run : RunDir or path
+        A run directory with checkpoints.
+    step : int, optional
+        The checkpoint's step (default: the latest).
+
+    Returns
+    -------
+    PolicyArrays
+        With L from the run's config (model.L) when it has one.
+
+    Raises
+    ------
+    ConceptwebError
+        If the run has no checkpoints, no checkpoint at `step`, or one without logits.
+    """
     run = _open(run)
     steps = run.checkpoint_steps()
     if not steps:
@@ -502,7 +758,9 @@ def web_at_step(
     G: int = DEFAULT_ANALYSIS_G,
     seed: int = 0,
 ) -> CheckpointWeb:
-    """The web of a run's checkpoint at `step` (latest if None): load_policy, then compute."""
+    """The web of a run's checkpoint at `step` (latest if None): load_policy, then
+    compute_checkpoint_web. Raises ConceptwebError as load_policy does.
+    """
     return compute_checkpoint_web(
         load_policy(run, step), tau, restrict_to_visited=restrict_to_visited, G=G, seed=seed
     )
