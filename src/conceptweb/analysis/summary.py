@@ -54,7 +54,6 @@ __all__ = [
     "Progress",
     "RunRecords",
     "load_run_records",
-    "to_jsonable",
     "RunInfo",
     "WebSummary",
     "Collapse",

@@ -225,8 +225,8 @@ def demo_blocks(res: DemoResult, command: str) -> list[Block]:
     blocks += [
         h2("Across seeds"),
         para(
-            "Counts are seeds where the phenomenon is detected by conceptweb.analysis (SPEC "
-            "section 3: two-stage = piecewise-linear beats saturating by BIC and early slope >= "
+            "Counts are seeds where the phenomenon is detected by conceptweb.analysis "
+            "(docs/analysis.md, D9-D11: two-stage = piecewise-linear beats saturating by BIC and early slope >= "
             "5x late; V = interior minimum with >= 15% fall and rise; forgetting events = solved "
             "-> unsolved after smoothing). Numbers are means over seeds with 95% intervals "
             "(bootstrap for bounded quantities, Student-t otherwise; none under 3 seeds)."

@@ -57,9 +57,9 @@ def build_blocks(summary: dict[str, Any], name: str, figures: dict[str, str]) ->
             f"{run.get('n_problems')} training problems, {run.get('n_checkpoints')} checkpoints"
             + (f", starting with {run['sft_steps']} SFT steps" if run.get("sft_steps") else "")
             + f". Web threshold tau = {fmt(ana.get('tau'))}; a problem is solved at accuracy >= "
-            f"{fmt(ana.get('solved_threshold'))}. Verdicts are given where SPEC section 3 has a "
+            f"{fmt(ana.get('solved_threshold'))}. Verdicts are given where a definition has a "
             "criterion (two-stage curve, V, SFT forgetting); elsewhere the numbers stand alone. "
-            "Definitions: docs/analysis.md.",
+            "Definitions: docs/analysis.md of conceptweb.",
         )
     )
     rows: list[list[str]] = []
