@@ -13,6 +13,7 @@ MODULES = [
     "conceptweb.analysis.dynamics",
     "conceptweb.analysis.forgetting",
     "conceptweb.analysis.results",
+    "conceptweb.analysis.stats",
     "conceptweb.analysis.summary",
     "conceptweb.analysis.topology",
 ]

@@ -8,9 +8,26 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+__all__ = [
+    "mean_ci",
+    "MIN_SEEDS",
+    "Interval",
+    "seed_interval",
+    "paired_comparison",
+    "holm",
+    "verdict",
+]
+
 
 def mean_ci(x: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
-    """(mean, lower, upper) with a Student-t confidence interval; NaNs are dropped."""
+    """(mean, lower, upper) with a Student-t confidence interval; NaNs are dropped (D18).
+
+    One value gives a mean without an interval (NaN bounds); none gives NaN.
+
+    >>> m, lo, hi = mean_ci(np.array([1.0, 2.0, 3.0]))
+    >>> m, round(lo, 3), round(hi, 3)
+    (2.0, -0.484, 4.484)
+    """
     x = np.asarray(x, dtype=np.float64)
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -79,10 +96,14 @@ def seed_interval(
 
 
 def paired_comparison(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict[str, float]:
-    """Compare arm `a` with arm `b` on the same seeds: mean of a - b, its CI and two tests.
+    """Compare arm `a` with arm `b` on the same seeds: mean of a - b, its CI and two tests (D18).
 
     Pairs where either value is NaN are dropped. p_t is the paired t-test, p_wilcoxon the
     Wilcoxon signed-rank test (NaN when every difference is zero or fewer than 2 pairs).
+
+    >>> c = paired_comparison(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0.0, 1.1, 1.9, 3.0]))
+    >>> round(c["mean_diff"], 3), c["p_t"] < 0.001
+    (1.0, True)
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -108,7 +129,13 @@ def paired_comparison(a: np.ndarray, b: np.ndarray, level: float = 0.95) -> dict
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (family-wise error control over several comparisons)."""
+    """Holm-Bonferroni adjusted p-values (family-wise error control over several comparisons).
+
+    NaN p-values stay NaN and do not count in the family.
+
+    >>> holm(np.array([0.01, 0.04, 0.03, np.nan])).round(2).tolist()
+    [0.03, 0.06, 0.06, nan]
+    """
     p = np.asarray(p_values, dtype=np.float64)
     out = np.full(p.shape, np.nan)
     ok = np.flatnonzero(np.isfinite(p))
@@ -126,7 +153,11 @@ def verdict(
     higher_is_better: bool = True,
     p_key: str = "p_t",
 ) -> str:
-    """'helped', 'hurt' or 'no significant difference' from a paired comparison (p-value `p_key`)."""
+    """'helped', 'hurt' or 'no significant difference' from a paired comparison (p-value `p_key`).
+
+    >>> verdict({"mean_diff": -0.1, "p_t": 0.01}), verdict({"mean_diff": 0.1, "p_t": 0.2})
+    ('hurt', 'no significant difference')
+    """
     p = comparison.get(p_key, math.nan)
     diff = comparison.get("mean_diff", math.nan)
     if not np.isfinite(p) or not np.isfinite(diff) or p >= alpha or diff == 0:
