@@ -22,8 +22,23 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     """The concept graph and the tabular walk policy on it."""
 
-    graph: Literal["random_regular"] = Field(
-        "random_regular", description="graph family; a random K-regular graph"
+    graph: Literal[
+        "random_regular", "erdos_renyi", "barabasi_albert", "watts_strogatz", "community"
+    ] = Field(
+        "random_regular",
+        description="graph family: random_regular (every node K neighbours), erdos_renyi, "
+        "barabasi_albert (scale-free), watts_strogatz (small world), community (planted blocks); "
+        "K is the mean degree where degrees vary",
+    )
+    directed: bool = Field(
+        False,
+        description="directed variant: every node has K out-neighbours, in-degrees follow the "
+        "family (not for random_regular)",
+    )
+    rewire_p: float = Field(0.1, ge=0, le=1, description="watts_strogatz rewiring probability")
+    communities: int = Field(8, ge=1, description="number of blocks of the community graph")
+    community_in: float = Field(
+        0.9, ge=0, le=1, description="community graph: fraction of a node's degree inside its block"
     )
     N: int = Field(800, ge=2, description="number of concept nodes")
     K: int = Field(8, ge=1, description="neighbours per node (out-degree of the walk)")
@@ -48,10 +63,14 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _graph_is_possible(self) -> ModelConfig:
-        if self.K >= self.N:
-            raise ValueError(f"K={self.K} must be smaller than N={self.N} for a K-regular graph")
-        if (self.N * self.K) % 2:
-            raise ValueError(f"N*K must be even for a K-regular graph (N={self.N}, K={self.K})")
+        from conceptweb.model.families import check_graph_params
+
+        try:
+            check_graph_params(
+                self.graph, self.N, self.K, self.directed, self.communities, self.community_in
+            )
+        except ConceptwebError as exc:
+            raise ValueError(str(exc)) from None
         return self
 
 
@@ -63,7 +82,24 @@ class ProblemsConfig(_Strict):
     n_starts: int | None = Field(
         None, ge=1, description="if set, training problems share this many start nodes"
     )
+    n_answers: int | None = Field(
+        None,
+        ge=1,
+        description="if set, training problems share this many answer nodes (held-out problems "
+        "ask for the same answers from other starts)",
+    )
+    distinct: bool = Field(
+        False,
+        description="every training problem has its own start and its own answer, and no node "
+        "is both a start and an answer",
+    )
     min_dist: int = Field(1, ge=1, description="minimum shortest-path distance from s to t")
+
+    @model_validator(mode="after")
+    def _structure_is_consistent(self) -> ProblemsConfig:
+        if self.distinct and (self.n_starts is not None or self.n_answers is not None):
+            raise ValueError("problems.distinct excludes n_starts and n_answers")
+        return self
 
 
 class GRPOConfig(_Strict):
@@ -225,6 +261,14 @@ class RunConfig(_Strict):
                 f"Q + held_out = {self.problems.Q + self.problems.held_out} is too many problems "
                 f"for N={self.model.N} nodes"
             )
+        p = self.problems
+        if p.distinct and 2 * max(p.Q, p.held_out) > self.model.N:
+            raise ValueError(
+                f"problems.distinct needs 2*Q <= N distinct nodes (Q={p.Q}, N={self.model.N})"
+            )
+        for name, value in (("n_starts", p.n_starts), ("n_answers", p.n_answers)):
+            if value is not None and value >= self.model.N:
+                raise ValueError(f"problems.{name}={value} must be smaller than N={self.model.N}")
         return self
 
     @property

@@ -30,8 +30,9 @@ from conceptweb.algorithms.sft import SFTBatch, sft_update
 from conceptweb.config import RunConfig, parse_problem_spec
 from conceptweb.errors import ConceptwebError
 from conceptweb.model.engines import RolloutEngine, get_engine
-from conceptweb.model.graph import ConceptGraph, random_regular_graph
-from conceptweb.model.policy import entropy, log_softmax, softmax
+from conceptweb.model.families import build_graph
+from conceptweb.model.graph import ConceptGraph
+from conceptweb.model.policy import entropy, log_softmax, mask_logits, softmax
 from conceptweb.model.problems import ProblemSet, sample_new_problems, sample_problems
 from conceptweb.model.rollouts import Rollouts
 from conceptweb.rundir import RunDir
@@ -199,7 +200,16 @@ def build_world(config: RunConfig) -> tuple[World, np.ndarray, dict[str, np.ndar
             raise ConceptwebError("init_from checkpoint has logits of the wrong shape")
     else:
         m = config.model
-        graph = random_regular_graph(m.N, m.K, seed=config.graph_seed)
+        graph = build_graph(
+            m.graph,
+            m.N,
+            m.K,
+            config.graph_seed,
+            directed=m.directed,
+            rewire_p=m.rewire_p,
+            communities=m.communities,
+            community_in=m.community_in,
+        )
         train, heldout = sample_problems(
             graph,
             config.problems.Q,
@@ -207,12 +217,17 @@ def build_world(config: RunConfig) -> tuple[World, np.ndarray, dict[str, np.ndar
             np.random.default_rng([config.graph_seed, 1]),
             n_starts=config.problems.n_starts,
             min_dist=config.problems.min_dist,
+            n_answers=config.problems.n_answers,
+            distinct=config.problems.distinct,
         )
         world = World(graph, train, heldout, ProblemSet.empty())
         if m.init == "prior":
-            logits = np.random.default_rng([config.seed, 2]).normal(0.0, m.prior_std, (m.N, m.K))
+            shape = (graph.N, graph.K)
+            logits = np.random.default_rng([config.seed, 2]).normal(0.0, m.prior_std, shape)
         else:
-            logits = np.zeros((m.N, m.K))
+            logits = np.zeros((graph.N, graph.K))
+        if not graph.valid_actions().all():
+            logits = mask_logits(logits, graph.valid_actions())
     kind, value = parse_problem_spec(config.sft.problems)
     if config.sft.steps > 0 and kind == "new":
         exclude = world.train.pairs() | world.heldout.pairs()

@@ -128,6 +128,17 @@ class ConceptGraph:
             raise ConceptwebError(f"{src[bad]} -> {dst[bad]} is not an edge of the graph")
         return match.argmax(axis=1)
 
+    def valid_actions(self) -> np.ndarray:
+        """(N, K) bool: False on padding slots (a repeat of the previous neighbour in a sorted row)."""
+        nb = self.neighbors
+        valid = np.ones(nb.shape, dtype=bool)
+        valid[:, 1:] = nb[:, 1:] != nb[:, :-1]
+        return valid
+
+    def out_degrees(self) -> np.ndarray:
+        """Number of distinct out-neighbours of each node, shape (N,)."""
+        return self.valid_actions().sum(axis=1)
+
     def to_networkx(self) -> nx.Graph:
         """The undirected simple graph underlying the walk graph."""
         g = nx.Graph()

@@ -23,6 +23,18 @@ def log_softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
 
 
+MASKED_LOGIT = -1e9  # exp(MASKED_LOGIT - max) is exactly 0 in float64: the slot is never taken
+
+
+def mask_logits(logits: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Logits with padding slots (valid False) set to MASKED_LOGIT, so pi gives them 0.
+
+    Their gradients are then exactly 0 under GRPO, SFT, KL and entropy terms, so Adam never
+    moves them and the mask survives training, checkpoints and resume.
+    """
+    return np.where(valid, logits, MASKED_LOGIT)
+
+
 def entropy(probs: np.ndarray) -> np.ndarray:
     """Entropy (nats) of each row of a probability table."""
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -57,9 +57,13 @@ def _sample_pairs(
     exclude: set[tuple[int, int]],
     min_dist: int,
     starts: np.ndarray | None = None,
+    answers: np.ndarray | None = None,
+    distinct: bool = False,
 ) -> ProblemSet:
     """Sample n distinct ordered pairs (s, t), reachable with distance >= min_dist, not in exclude.
 
+    `starts` / `answers` restrict the start / answer nodes; `distinct` makes every start and
+    every answer appear once, and no node be both a start and an answer.
     Uniform over the valid pairs. Small graphs list every valid pair and shuffle (the draws of
     earlier versions, kept so a seed's problems do not change); large ones draw pairs at random
     and reject invalid ones, which needs memory proportional to n, not to N squared.
@@ -68,9 +72,9 @@ def _sample_pairs(
         return ProblemSet.empty()
     candidates = np.arange(graph.N) if starts is None else np.asarray(starts, dtype=np.int64)
     if candidates.size * graph.N <= EXHAUSTIVE_PAIRS:
-        chosen = _listed_pairs(graph, n, rng, exclude, min_dist, candidates)
+        chosen = _listed_pairs(graph, n, rng, exclude, min_dist, candidates, answers, distinct)
     else:
-        chosen = _rejected_pairs(graph, n, rng, exclude, min_dist, candidates)
+        chosen = _rejected_pairs(graph, n, rng, exclude, min_dist, candidates, answers, distinct)
     if len(chosen) < n:
         raise ConceptwebError(
             f"cannot sample {n} problems: only {len(chosen)} unused reachable pairs "
@@ -87,17 +91,26 @@ def _listed_pairs(
     exclude: set[tuple[int, int]],
     min_dist: int,
     candidates: np.ndarray,
+    answers: np.ndarray | None = None,
+    distinct: bool = False,
 ) -> list[tuple[int, int]]:
     """Every valid pair listed, then taken in a random order."""
     dist = graph.distances(candidates)
-    rows, cols = np.nonzero(np.isfinite(dist) & (dist >= min_dist))
+    ok = np.isfinite(dist) & (dist >= min_dist)
+    if answers is not None:
+        allowed = np.zeros(graph.N, dtype=bool)
+        allowed[np.asarray(answers)] = True
+        ok &= allowed[None, :]
+    rows, cols = np.nonzero(ok)
     chosen: list[tuple[int, int]] = []
     seen = set(exclude)
+    used: set[int] = set()
     for idx in rng.permutation(rows.size):
         pair = (int(candidates[rows[idx]]), int(cols[idx]))
-        if pair in seen:
+        if pair in seen or (distinct and (pair[0] in used or pair[1] in used)):
             continue
         seen.add(pair)
+        used.update(pair)
         chosen.append(pair)
         if len(chosen) == n:
             break
@@ -111,20 +124,26 @@ def _rejected_pairs(
     exclude: set[tuple[int, int]],
     min_dist: int,
     candidates: np.ndarray,
+    answers: np.ndarray | None = None,
+    distinct: bool = False,
 ) -> list[tuple[int, int]]:
     """Uniform (start, node) draws, kept when valid and unused; gives up after many rejections."""
     labels = graph.components()
     chosen: list[tuple[int, int]] = []
     seen = set(exclude)
+    used: set[int] = set()
+    targets = np.arange(graph.N) if answers is None else np.asarray(answers, dtype=np.int64)
     rejected, budget = 0, 100 * n + 1000
     while len(chosen) < n and rejected < budget:
         s_draw = candidates[rng.integers(candidates.size, size=n)]
-        t_draw = rng.integers(graph.N, size=n)
+        t_draw = targets[rng.integers(targets.size, size=n)]
         for s, t in zip(s_draw.tolist(), t_draw.tolist(), strict=True):
-            if (s, t) in seen or not _far_enough(graph, labels, s, t, min_dist):
+            clash = distinct and (s in used or t in used)
+            if (s, t) in seen or clash or not _far_enough(graph, labels, s, t, min_dist):
                 rejected += 1
                 continue
             seen.add((s, t))
+            used.update((s, t))
             chosen.append((s, t))
             if len(chosen) == n:
                 break
@@ -154,15 +173,27 @@ def sample_problems(
     *,
     n_starts: int | None = None,
     min_dist: int = 1,
+    n_answers: int | None = None,
+    distinct: bool = False,
 ) -> tuple[ProblemSet, ProblemSet]:
-    """Q training problems and a disjoint set of held-out problems."""
+    """Q training problems and a disjoint set of held-out problems.
+
+    Problem structure: random pairs (default); `n_starts` / `n_answers`: the training
+    problems share that many start / answer nodes (held-out problems keep the answer
+    nodes, with any start); `distinct`: all starts and answers differ (in each set).
+    """
     starts = None
     if n_starts is not None:
         if n_starts > graph.N:
             raise ConceptwebError(f"n_starts={n_starts} exceeds the number of nodes N={graph.N}")
         starts = np.sort(rng.choice(graph.N, size=n_starts, replace=False))
-    train = _sample_pairs(graph, Q, rng, set(), min_dist, starts)
-    held = _sample_pairs(graph, held_out, rng, train.pairs(), min_dist)
+    answers = None
+    if n_answers is not None:
+        if n_answers > graph.N:
+            raise ConceptwebError(f"n_answers={n_answers} exceeds the number of nodes N={graph.N}")
+        answers = np.sort(rng.choice(graph.N, size=n_answers, replace=False))
+    train = _sample_pairs(graph, Q, rng, set(), min_dist, starts, answers, distinct)
+    held = _sample_pairs(graph, held_out, rng, train.pairs(), min_dist, None, answers, distinct)
     return train, held
 
 
