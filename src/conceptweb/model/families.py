@@ -87,7 +87,7 @@ def check_graph_params(
             f"unknown graph family {family!r}; known: {', '.join(GRAPH_FAMILIES)}"
         )
     if N < 2 or K < 1 or K >= N:
-        raise ConceptwebError(f"K must satisfy 1 <= K < N, got K={K}, N={N}")
+        raise ConceptwebError(f"K={K} must be at least 1 and smaller than N={N}")
     if family == "random_regular":
         if directed:
             raise ConceptwebError(
