@@ -164,6 +164,12 @@ class EvalConfig(_Strict):
 
     every: int = Field(10, ge=0, description="evaluate every this many steps (0: never)")
     G: int = Field(64, ge=1, description="rollouts per problem at evaluation")
+    final_G: int | None = Field(
+        None,
+        ge=1,
+        description="rollouts per problem at the final evaluation, for pass@k up to this k "
+        "(e.g. 256); None: G",
+    )
 
 
 class CheckpointConfig(_Strict):

@@ -621,11 +621,12 @@ class Trainer:
     # -- records and checkpoints --------------------------------------------------------------
     def _evaluate(self) -> None:
         cfg = self.cfg
+        final = self.step == cfg.steps and cfg.eval.final_G is not None
         frame = evaluate(
             self.logits,
             cfg.model.temperature,
             self.world,
-            cfg.eval.G,
+            int(cfg.eval.final_G) if final else cfg.eval.G,
             cfg.model.L,
             np.random.default_rng([cfg.seed, 4, self.step]),
             self.engine,

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from conceptweb.analysis.chains import chains_section, collapse_timing_section
 from conceptweb.analysis.dynamics import (
     DEFAULT_EVENT_WINDOW,
     SOLVED_THRESHOLD,
@@ -35,12 +36,20 @@ from conceptweb.analysis.dynamics import (
     transition_fits,
 )
 from conceptweb.analysis.forgetting import SFTForgetting, sft_forgetting, sft_steps_of
+from conceptweb.analysis.passk import pass_at_k_section
 from conceptweb.analysis.results import Result, optional
 from conceptweb.analysis.topology import (
     DEFAULT_ANALYSIS_G,
     DEFAULT_TAU,
     TOPOLOGY_COLUMNS,
     topology_over_training,
+)
+from conceptweb.analysis.trees import (
+    FREEZING_KEYS,
+    TREE_COLUMNS,
+    TreeSeries,
+    trees_over_training,
+    trees_sections,
 )
 from conceptweb.errors import ConceptwebError
 from conceptweb.jsonable import to_jsonable
@@ -102,6 +111,8 @@ SECTION_KEYS: dict[str, list[str]] = {
         "recovery_steps",
     ],
 }
+SECTION_KEYS["trees"] = list(TREE_COLUMNS)
+SECTION_KEYS["freezing"] = list(FREEZING_KEYS)
 REQUIRED_METRICS = ("step", "reward_mean")
 REQUIRED_PROBLEMS = ("step", "problem", "accuracy")
 
@@ -560,6 +571,7 @@ class RunAnalysis:
     forgetting: SFTForgetting | None = field(repr=False)
     summary: dict[str, Any] = field(repr=False)
     tau: float = DEFAULT_TAU
+    trees: TreeSeries | None = field(default=None, repr=False)
 
     def snapshot_steps(self) -> dict[str, int]:
         """Checkpoint steps of three web snapshots: islands (most components), the maximally
@@ -637,7 +649,11 @@ def analyze(
         web_rollouts_per_problem=int(G),
         seed=int(seed),
     )
-    summary = compute_summary(rec, acc, topo, two, v, fr, trans, forg, notes, params)
+    trees = trees_over_training(rec.run, tau) if len(topo) else None
+    if trees is None:
+        notes["trees"] = notes["freezing"] = notes.get("web", "no checkpoints")
+    summary = compute_summary(rec, acc, topo, two, v, fr, trans, forg, notes, params).to_dict()
+    summary.update(v3_sections(rec, topo, trees, fr.peak_step if fr else None, tau))
     return RunAnalysis(
         rec.run,
         rec.kind,
@@ -650,9 +666,30 @@ def analyze(
         fr,
         trans,
         forg,
-        summary.to_dict(),
+        summary,
         float(tau),
+        trees,
     )
+
+
+def v3_sections(
+    rec: RunRecords,
+    topo: pd.DataFrame,
+    trees: TreeSeries | None,
+    forgetting_peak_step: float | None,
+    tau: float,
+) -> dict[str, Any]:
+    """summary.json's sections after the paper's v3: trees, freezing, pass_at_k, chains and
+    collapse_timing (None where they do not apply; see analysis.trees, .passk, .chains)."""
+    tr, fz = trees_sections(trees, tau) if trees is not None else (None, None)
+    out = {
+        "trees": tr,
+        "freezing": fz,
+        "pass_at_k": pass_at_k_section(rec.run.read_eval()) if rec.run is not None else None,
+        "chains": chains_section(rec.metrics, topo) if rec.sft_steps == 0 else None,
+        "collapse_timing": collapse_timing_section(rec.metrics, forgetting_peak_step),
+    }
+    return to_jsonable(out)
 
 
 def _topology(

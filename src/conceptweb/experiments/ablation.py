@@ -138,6 +138,7 @@ def run_metrics(run: RunDir, best_k: int) -> dict[str, Any]:
     """The ablation's outcome measures of one finished run."""
     from conceptweb.analysis.dynamics import pass_at_k
     from conceptweb.analysis.topology import concept_web, web_topology
+    from conceptweb.experiments.passk_arms import pass_at_k_metrics
 
     metrics = run.read_metrics()
     ev = run.read_eval()
@@ -164,6 +165,7 @@ def run_metrics(run: RunDir, best_k: int) -> dict[str, Any]:
         "fire_step": int(fired["step"].min()) if len(fired) else -1,
         "heat_step": int(heat_rows["step"].min()) if len(heat_rows) else -1,
         "n_heat_problems": int(heat_rows["n_heat_problems"].iloc[0]) if len(heat_rows) else 0,
+        **pass_at_k_metrics(train),
     }
 
 

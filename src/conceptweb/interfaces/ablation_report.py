@@ -224,6 +224,38 @@ def _metric_table(comparisons: pd.DataFrame, metric: str) -> Block:
     return table(head, rows)
 
 
+def ablation_pass_at_k_blocks(abl: Ablation, fig_dir: Path) -> list[Block]:
+    """pass@k across k per arm: comparisons_pass_at_k.csv, figures/pass_at_k.png, a report part."""
+    from conceptweb.experiments.passk_arms import compare_pass_at_k
+    from conceptweb.interfaces.figures_v3 import plot_pass_at_k
+
+    tab = compare_pass_at_k(abl.read_results(), "plain", abl.cfg.arms)
+    if tab.empty:
+        return []
+    with atomic_path(abl.out / "comparisons_pass_at_k.csv") as tmp:
+        tab.to_csv(tmp, index=False)
+    curves = {
+        arm: grp.rename(columns={"mean": "pass_at_k", "ci_low": "lo", "ci_high": "hi"})
+        for arm, grp in tab.groupby("arm", sort=False)
+    }
+    plot_pass_at_k(curves, fig_dir / "pass_at_k.png", "pass@k per arm (mean and 95% CI over seeds)")
+    rows = []
+    for _, r in tab.iterrows():
+        mean = f"{fmt(r['mean'], '.4f')} [{fmt(r['ci_low'], '.4f')}, {fmt(r['ci_high'], '.4f')}]"
+        has_diff = "diff_mean_diff" in r and pd.notna(r.get("diff_mean_diff"))
+        diff = _diff(r) if has_diff else "(reference)"
+        rows.append([r["arm"], str(r["k"]), mean, diff, fmt(r["diff_p_holm"]) if has_diff else ""])
+    return [
+        h2("pass@k across k (train problems, final evaluation)"),
+        para(
+            "Mean pass@k over seeds [95% CI]; for other arms the paired difference to plain [95% "
+            "CI] and the t-test's p-value after Holm's correction over the arms at each k."
+        ),
+        table(["arm", "k", "pass@k [95% CI]", "diff vs plain [95% CI]", "p_holm"], rows),
+        figure("figures/pass_at_k.png", "pass@k per arm over k, mean and 95% CI over seeds."),
+    ]
+
+
 def write_ablation_report(abl: Ablation, title: str | None = None) -> Path:
     """comparisons.csv, figures/*.png, report.md and report.html in the ablation directory."""
     comparisons = abl.comparisons()
@@ -234,4 +266,5 @@ def write_ablation_report(abl: Ablation, title: str | None = None) -> Path:
     plot_learning_curves(abl, curves, fig_dir / "learning_curves.png")
     plot_diversity_around_heating(abl, curves, fig_dir / "diversity_around_heating.png")
     plot_paired_differences(comparisons, fig_dir / "paired_differences.png")
-    return write_report(ablation_blocks(abl, comparisons, title), abl.out)
+    blocks = ablation_blocks(abl, comparisons, title) + ablation_pass_at_k_blocks(abl, fig_dir)
+    return write_report(blocks, abl.out)

@@ -427,6 +427,8 @@ FIGURE_FILES = {
     "web_topology": "web_topology.png",
     "web_snapshots": "web_snapshots.png",
     "sft_forgetting": "sft_forgetting.png",
+    "trees": "trees.png",
+    "pass_at_k": "pass_at_k.png",
 }
 
 
@@ -508,9 +510,35 @@ def run_figures(
 
         if snaps:
             jobs.append(("web_snapshots", snapshots))
+    jobs.extend(_v3_jobs(analysis))
     written: dict[str, Path] = {}
     for i, (name, job) in enumerate(jobs):
         written[name] = job(out / FIGURE_FILES[name])
         if on_progress is not None:
             on_progress("figures", i + 1, len(jobs))
     return written
+
+
+def _v3_jobs(analysis: Any) -> list[tuple[str, Callable[[Path], Path]]]:
+    """Figure jobs of the v3 analyses (inverse trees and freezing; pass@k over k)."""
+    from conceptweb.analysis.passk import pass_at_k_curve
+    from conceptweb.interfaces.figures_v3 import (
+        frozen_fraction,
+        plot_pass_at_k,
+        plot_trees_over_training,
+    )
+
+    jobs: list[tuple[str, Callable[[Path], Path]]] = []
+    series = getattr(analysis, "trees", None)
+    if series is not None and len(series.table):
+        steps = series.table["step"].to_numpy()
+        frac = frozen_fraction(steps, series.final_web_freezing())
+        freezing = analysis.summary.get("freezing")
+        jobs.append(("trees", lambda p: plot_trees_over_training(series.table, frac, freezing, p)))
+    ev = analysis.run.read_eval()
+    if len(ev) and "n_correct" in ev.columns:
+        last = pass_at_k_curve(ev[ev["step"] == ev["step"].max()])
+        curves = {str(sp): grp for sp, grp in last.groupby("split", sort=True)}
+        step = int(ev["step"].max())
+        jobs.append(("pass_at_k", lambda p: plot_pass_at_k(curves, p, f"pass@k at step {step}")))
+    return jobs

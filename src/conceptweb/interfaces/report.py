@@ -24,6 +24,10 @@ FIGURE_CAPTIONS = {
     "nodes in the largest one, per checkpoint.",
     "web_snapshots": "The concept web (edges with pi >= tau) drawn at three checkpoints; dark: "
     "largest component, red: trunk edges crossed by the correct paths of 2+ problems.",
+    "trees": "The directed web (dominant successors, pi >= tau): in-trees and cyclic components, the "
+    "tree-like fraction, problems whose greedy paths merge, and the fraction of the final web "
+    "frozen by each checkpoint; dashed: end of nucleation, dotted: start of freezing.",
+    "pass_at_k": "pass@k (unbiased estimator) over k at the last evaluation, per split.",
     "sft_forgetting": "Accuracy of the old problems through SFT on new problems (shaded) and "
     "renewed RLVR; the dotted line marks recovery.",
 }
@@ -157,6 +161,7 @@ def build_blocks(summary: dict[str, Any], name: str, figures: dict[str, str]) ->
                 _verdict(bool(fg["lost_frac"]) if is_finite(fg["lost_frac"]) else None),
             ]
         )
+    rows.extend(v3_rows(summary))
     blocks.append(Block("h2", "What this run shows"))
     blocks.append(Block("table", (["phenomenon", "measured", "verdict"], rows)))
     if notes:
@@ -189,6 +194,55 @@ def build_blocks(summary: dict[str, Any], name: str, figures: dict[str, str]) ->
         )
     )
     return blocks
+
+
+def v3_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """Report rows of the v3 sections: inverse trees, freezing and phases, pass@k."""
+    rows: list[list[str]] = []
+    tr, fz, pk = summary.get("trees"), summary.get("freezing"), summary.get("pass_at_k")
+    if tr is not None:
+        rows.append(
+            [
+                "Inverse trees (directed web)",
+                f"{tr['n_trees']} in-trees and {tr['n_cyclic']} cyclic parts over "
+                f"{tr['n_web_nodes']} web nodes: tree-like {pct(tr['tree_fraction'])}; "
+                f"{tr['n_roots_at_answers']} roots are answer nodes; {tr['n_multi_input_trees']} "
+                f"trees carry 2+ starts; {tr['n_merge_nodes']} merge nodes (max in-degree "
+                f"{tr['max_in_degree']}); {pct(tr['merged_problems_frac'])} of problems' greedy "
+                f"paths merge; greedy paths solve {pct(tr['greedy_solved_frac'])}",
+                NO_TEST,
+            ]
+        )
+    if fz is not None:
+        rows.append(
+            [
+                "Freezing (nucleation, growth, freezing)",
+                f"{fz['n_frozen']} of {fz['n_nodes']} final web nodes frozen (entropy < "
+                f"{fmt(fz['entropy_threshold'])} nats, successor fixed); median freezing step "
+                f"{fmt(fz['median_step'], '.0f')} (10-90%: {fmt(fz['q10_step'], '.0f')}-"
+                f"{fmt(fz['q90_step'], '.0f')}); nucleation ends {fmt(fz['nucleation_end'], '.0f')}, "
+                f"freezing starts {fmt(fz['freezing_start'], '.0f')}",
+                _verdict(fz["phases_ordered"]) + " (phases in order)",
+            ]
+        )
+    if pk is not None:
+        parts = [
+            f"{split}: "
+            + ", ".join(f"@{k} {fmt(v, '.3f')}" for k, v in vals.items() if int(k) in _SHOWN_KS)
+            for split, vals in pk.items()
+            if isinstance(vals, dict)
+        ]
+        rows.append(
+            [
+                f"pass@k (step {pk['step']}, {pk['G']} samples)",
+                "; ".join(parts),
+                NO_TEST,
+            ]
+        )
+    return rows
+
+
+_SHOWN_KS = {1, 8, 64, 256, 1024}
 
 
 def write_run_report(
