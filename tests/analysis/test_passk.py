@@ -73,3 +73,36 @@ def test_curve_and_summary_section():
         11 / 32
     )
     assert pass_at_k_section(None) is None
+
+
+def test_final_evaluation_draws_final_g_samples(tmp_path):
+    from conceptweb.experiments.ablation import run_metrics
+    from conceptweb.experiments.runs import train_run
+    from tests.conftest import small_config
+
+    run = train_run(small_config(steps=20, **{"eval.final_G": 256}), tmp_path / "r")
+    ev = run.read_eval()
+    assert set(ev[ev["step"] == 20]["G"]) == {256} and set(ev[ev["step"] == 10]["G"]) == {16}
+    m = run_metrics(run, 8)
+    assert [k for k in m if k.startswith("pass_at_")][-1] == "pass_at_256"
+    assert m["pass_at_1"] <= m["pass_at_8"] <= m["pass_at_256"] <= 1.0
+    assert m["pass_at_8"] == pytest.approx(m["final_best_at_k"])
+
+
+def test_pass_at_k_arms_are_paired_and_holm_corrected():
+    from conceptweb.experiments.passk_arms import compare_pass_at_k, pass_at_k_markdown
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in range(8):
+        base = rng.uniform(0.5, 0.7)
+        rows.append({"arm": "plain", "seed": seed, "pass_at_1": base, "pass_at_64": base + 0.1})
+        rows.append({"arm": "a", "seed": seed, "pass_at_1": base, "pass_at_64": base + 0.2})
+        rows.append({"arm": "b", "seed": seed, "pass_at_1": base + 0.01, "pass_at_64": base + 0.1})
+    table = compare_pass_at_k(pd.DataFrame(rows), "plain", ["plain", "a", "b"])
+    a64 = table[(table["arm"] == "a") & (table["k"] == 64)].iloc[0]
+    assert a64["diff_mean_diff"] == pytest.approx(0.1) and a64["diff_p_holm"] < 0.01
+    a1 = table[(table["arm"] == "a") & (table["k"] == 1)].iloc[0]
+    assert a1["diff_mean_diff"] == 0 and a1["diff_p_holm"] == 1.0
+    assert table["k"].tolist() == [1, 1, 1, 64, 64, 64]
+    assert "| a | 64 |" in pass_at_k_markdown(table)
