@@ -1,0 +1,123 @@
+"""The map's report: cells.csv, a heat map of phenomena per cell, and report.md with the table."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from conceptweb.experiments.explore import MEASURES, PHENOMENA, Explore, cell_table
+from conceptweb.interfaces.figures import _save
+from conceptweb.rundir import atomic_path, atomic_write_text
+
+
+def plot_phenomena_map(table: pd.DataFrame, out: Path) -> Path:
+    """Rows: cells; columns: phenomena; colour: fraction of seeds showing it; text: k/n."""
+    names = list(PHENOMENA)
+    frac = np.array(
+        [
+            [r[f"{p}_k"] / r[f"{p}_n"] if r[f"{p}_n"] else np.nan for p in names]
+            for _, r in table.iterrows()
+        ]
+    )
+    fig = Figure(figsize=(1.2 * len(names) + 3.5, 0.38 * len(table) + 1.6))
+    ax = fig.subplots()
+    ax.imshow(np.ma.masked_invalid(frac), cmap="Blues", vmin=0, vmax=1, aspect="auto")
+    for i, (_, r) in enumerate(table.iterrows()):
+        for j, p in enumerate(names):
+            k, n = r[f"{p}_k"], r[f"{p}_n"]
+            txt = f"{k}/{n}" if n else "n/a"
+            ax.text(
+                j,
+                i,
+                txt,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="k" if frac[i, j] < 0.6 or math.isnan(frac[i, j]) else "w",
+            )
+    ax.set_xticks(
+        range(len(names)), [p.replace("_", " ") for p in names], rotation=30, ha="right", fontsize=8
+    )
+    ax.set_yticks(range(len(table)), table["cell"].tolist(), fontsize=7)
+    ax.set_title("Which phenomena appear where (seeds showing it / seeds measured)", fontsize=9)
+    return _save(fig, out)
+
+
+def _ci(r: Any, m: str, spec: str = ".3f") -> str:
+    v, lo, hi = r[m], r[f"{m}_lo"], r[f"{m}_hi"]
+    if not np.isfinite(v):
+        return "n/a"
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        return format(v, spec)
+    return f"{v:{spec}} [{lo:{spec}}, {hi:{spec}}]"
+
+
+def explore_markdown(ex: Explore, table: pd.DataFrame) -> str:
+    """The report text: setting, the criteria, and one table row per cell."""
+    cfg = ex.cfg
+    lines = [
+        "# The map: which RLVR phenomena appear where",
+        "",
+        f"Base: preset `{cfg.preset}`"
+        + (f" with {', '.join(cfg.sets)}" if cfg.sets else "")
+        + f"; axes: {'; '.join(cfg.axes) or 'none'}; {cfg.seeds} seeds per cell "
+        f"(seeds {cfg.first_seed}..{cfg.first_seed + cfg.seeds - 1}). A phenomenon is counted "
+        "k/n (seeds where its per-run criterion holds / seeds where it could be measured) with a "
+        "Wilson 95% interval; measures are means with 95% t-intervals.",
+        "",
+        "Per-run criteria:",
+        "",
+        *[f"- `{p}`: {text}" for p, text in PHENOMENA.items()],
+        "",
+        "| cell | seeds | "
+        + " | ".join(PHENOMENA)
+        + " | final reward | correct length | forgetting / problem | tree fraction |",
+        "|---|---|" + "---|" * (len(PHENOMENA) + 4),
+    ]
+    for _, r in table.iterrows():
+        ph = [
+            f"{r[f'{p}_k']}/{r[f'{p}_n']} [{r[f'{p}_lo']:.2f}, {r[f'{p}_hi']:.2f}]"
+            if r[f"{p}_n"]
+            else "n/a"
+            for p in PHENOMENA
+        ]
+        lines.append(
+            f"| {r['cell']} | {r['n_seeds']} | "
+            + " | ".join(ph)
+            + f" | {_ci(r, 'final_reward')} | {_ci(r, 'final_len_correct', '.1f')} | "
+            f"{_ci(r, 'forgetting_per_problem', '.2f')} | {_ci(r, 'tree_fraction', '.2f')} |"
+        )
+    nowhere = [p for p in PHENOMENA if table[f"{p}_k"].sum() == 0]
+    everywhere = [
+        p for p in PHENOMENA if (table[f"{p}_k"] == table[f"{p}_n"]).all() and table[f"{p}_n"].sum()
+    ]
+    lines += [
+        "",
+        f"Appeared in no run: {', '.join(nowhere) or 'none'}. "
+        f"Appeared in every measured run: {', '.join(everywhere) or 'none'}.",
+        "",
+        "![phenomena per cell](figures/map.png)",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_explore_report(ex: Explore) -> Path:
+    """cells.csv, figures/map.png and report.md in the map directory."""
+    results = ex.read_results()
+    table = cell_table(results, ex.cfg.cells())
+    (ex.out / "figures").mkdir(exist_ok=True)
+    with atomic_path(ex.out / "cells.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    plot_phenomena_map(table, ex.out / "figures" / "map.png")
+    path = ex.out / "report.md"
+    atomic_write_text(path, explore_markdown(ex, table))
+    return path
+
+
+__all__ = ["MEASURES", "explore_markdown", "plot_phenomena_map", "write_explore_report"]
