@@ -440,6 +440,7 @@ def run_figures(
     """Draw every figure that applies to an analysed run (a summary.RunAnalysis).
 
     Writes into out_dir (default: the run's figures/) and returns {figure name: path}.
+    Long because it lists every figure of a run, one job each, in the report's order.
     """
     from conceptweb.analysis.topology import web_at_step
 
