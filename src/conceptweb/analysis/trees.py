@@ -293,7 +293,7 @@ def trees_sections(
         "entropy_threshold": float(threshold),
         "n_nodes": int(final_web.sum()),
         "n_frozen": int(fin.size),
-        "frozen_frac": fin.size / final_web.sum() if final_web.sum() else None,
+        "frozen_frac": float(fin.size / final_web.sum()) if final_web.sum() else None,
         "median_step": float(np.median(fin)) if fin.size else None,
         "q10_step": float(np.quantile(fin, 0.1)) if fin.size else None,
         "q90_step": float(np.quantile(fin, 0.9)) if fin.size else None,

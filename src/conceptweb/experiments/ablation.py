@@ -32,6 +32,7 @@ from conceptweb.experiments.pool import run_pool
 from conceptweb.experiments.runs import train_run
 from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
 
+FREEZE_PROBE_EVERY = 10  # checkpoint interval of the plain probe of an OPERATOR@frozen arm
 OPERATORS = ("sft", "sft_own", "temperature", "reset", "entropy", "rl_hard")
 DEFAULT_ARMS = [
     "plain",
@@ -103,13 +104,18 @@ def parse_arm(arm: str) -> tuple[str, str]:
         raise ValueError(
             f"arm {arm!r}: expected plain or OPERATOR@WHEN with OPERATOR in {', '.join(OPERATORS)}"
         )
-    if when not in ("auto", "early", "mid", "late") and not when.isdigit():
-        raise ValueError(f"arm {arm!r}: WHEN must be auto, early, mid, late or a step number")
+    if when not in ("auto", "early", "mid", "late", "frozen") and not when.isdigit():
+        raise ValueError(
+            f"arm {arm!r}: WHEN must be auto, early, mid, late, frozen or a step number"
+        )
     return op, when
 
 
-def arm_config(abl: AblationConfig, base: RunConfig, arm: str, seed: int) -> RunConfig:
-    """The run config of one (arm, seed)."""
+def arm_config(
+    abl: AblationConfig, base: RunConfig, arm: str, seed: int, at: int | None = None
+) -> RunConfig:
+    """The run config of one (arm, seed); an OPERATOR@frozen arm needs its step `at`
+    (without it: the plain probe run whose freezing decides the step, see after_freezing)."""
     data = config_to_dict(base)
     data["seed"] = seed
     data["checkpoint"]["every"] = abl.checkpoint_every
@@ -123,8 +129,12 @@ def arm_config(abl: AblationConfig, base: RunConfig, arm: str, seed: int) -> Run
         anneal: dict[str, Any] = {"mode": "off"}
     elif when == "auto":
         anneal = {"mode": "auto"}
+    elif when == "frozen" and at is None:
+        data["checkpoint"]["every"] = FREEZE_PROBE_EVERY
+        anneal = {"mode": "off"}
     else:
-        step = int(when) if when.isdigit() else int(round(getattr(abl, when) * base.steps))
+        step = at if at is not None else (int(when) if when.isdigit() else None)
+        step = step if step is not None else int(round(getattr(abl, when) * base.steps))
         if step >= base.steps:
             raise ConceptwebError(
                 f"arm {arm}: heating step {step} is not before the end ({base.steps})"
@@ -169,14 +179,43 @@ def run_metrics(run: RunDir, best_k: int) -> dict[str, Any]:
     }
 
 
-def _job(args: tuple[dict[str, Any], str, int]) -> dict[str, Any]:
-    """One (arm, seed): train (or resume) its run, then measure it. Runs in a worker process."""
-    cfg_dict, out, best_k = args
-    cfg = validate_config(cfg_dict)
+def after_freezing(probe: RunDir) -> int | None:
+    """The heating step of an OPERATOR@frozen arm: the checkpoint by which 90% of the final web's
+    nodes that freeze in the plain run (its probe) have frozen; None if none freezes."""
+    from conceptweb.analysis.trees import trees_over_training, trees_sections
+
+    _, freezing = trees_sections(trees_over_training(probe))
+    q90 = (freezing or {}).get("q90_step")
+    if q90 is None:
+        return None
+    steps = np.asarray(probe.checkpoint_steps())
+    return int(steps[steps >= q90][0])
+
+
+def _job(args: tuple[Any, ...]) -> dict[str, Any]:
+    """One (arm, seed): train (or resume) its run, then measure it. Runs in a worker process.
+
+    For an OPERATOR@frozen arm (args carry the ablation config, arm and seed), a plain probe
+    run is trained first (in seedN-probe/ beside the run) to find the step after freezing.
+    """
+    cfg_dict, out, best_k = args[:3]
     path = Path(out)
+    if len(args) > 3:
+        abl, arm, seed = args[3]
+        probe = path.parent / f"{path.name}-probe"
+        done = (probe / "run.json").is_file()
+        probe_run = train_run(None if done else validate_config(cfg_dict), probe, resume=done)
+        at = after_freezing(probe_run)
+        if at is None or at >= probe_run.read_config()["steps"]:
+            return {"heat_step": -1, "frozen_step": -1}
+        cfg_dict = config_to_dict(arm_config(abl, abl.base_config(), arm, seed, at))
+    cfg = validate_config(cfg_dict)
     resume = (path / "run.json").is_file()
     run = train_run(None if resume else cfg, path, resume=resume)
-    return run_metrics(run, best_k)
+    out_metrics = run_metrics(run, best_k)
+    if len(args) > 3:
+        out_metrics["frozen_step"] = int(cfg.anneal.at_step or -1)
+    return out_metrics
 
 
 class Ablation:
@@ -242,6 +281,7 @@ class Ablation:
                 config_to_dict(arm_config(self.cfg, base, a, s)),
                 str(self.run_path(a, s)),
                 self.cfg.best_k,
+                *([(self.cfg, a, s)] if parse_arm(a)[1] == "frozen" else []),
             )
             for a, s in todo
         }
