@@ -6,14 +6,13 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from conceptweb.algorithms.grads import logprob_grad
 from conceptweb.config import resolve_config
 from conceptweb.errors import ConceptwebError
+from conceptweb.model.engines import get_engine, numba_available
 from conceptweb.model.families import build_graph
 from conceptweb.model.graph import random_regular_graph
 from conceptweb.model.policy import mask_logits, softmax
 from conceptweb.model.problems import sample_problems
-from conceptweb.model.rollouts import sample_rollouts
 
 
 def _in_degrees(g) -> np.ndarray:
@@ -102,7 +101,11 @@ def test_graphs_are_reproducible_from_the_seed():
     )
 
 
-def test_padding_slots_are_never_walked_and_get_no_gradient():
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_padding_slots_are_never_walked_and_get_no_gradient(engine):
+    if engine == "numba" and not numba_available():
+        pytest.skip("numba is not installed")
+    eng = get_engine(engine)
     g = build_graph("barabasi_albert", 300, 4, seed=0)
     valid = g.valid_actions()
     assert not valid.all()
@@ -110,12 +113,10 @@ def test_padding_slots_are_never_walked_and_get_no_gradient():
     probs = softmax(logits)
     assert np.all(probs[~valid] == 0) and np.allclose(probs.sum(axis=1), 1)
     src = np.arange(40)
-    roll = sample_rollouts(
-        g.neighbors, probs, src, (src + 100) % 300, 8, 50, np.random.default_rng(1)
-    )
+    roll = eng.sample(g.neighbors, probs, src, (src + 100) % 300, 8, 50, np.random.default_rng(1))
     walk, node, action = roll.tokens()
     assert valid[node, action].all()
-    grad = logprob_grad(node, action, np.ones(node.size), probs, 1.0)
+    grad = eng.logprob_grad(node, action, np.ones(node.size), probs, 1.0)
     assert np.all(grad[~valid] == 0)
 
 
