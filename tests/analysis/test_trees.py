@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from conceptweb.analysis.trees import (
@@ -106,3 +107,34 @@ def test_trees_over_a_run(base_run):
     assert 0 <= trees["tree_fraction"] <= 1 and trees["n_web_nodes"] > 0
     assert freezing["n_nodes"] == int((series.final_succ >= 0).sum())
     assert 0 <= freezing["n_frozen"] <= freezing["n_nodes"]
+
+
+def test_chains_lengthen_with_the_giant_component():
+    from conceptweb.analysis.chains import chains_section
+
+    steps = np.arange(1, 201)
+    length = np.where(steps < 60, 30 - 0.4 * steps, 6 + 0.02 * (steps - 60))  # a V
+    metrics = pd.DataFrame({"step": steps, "len_correct_mean": length})
+    ck = np.arange(0, 201, 20)
+    topo = pd.DataFrame(
+        {"step": ck, "giant_fraction": np.linspace(0.1, 0.9, ck.size), "n_nodes": 100}
+    )
+    sec = chains_section(metrics, topo)
+    assert 55 <= sec["min_step"] <= 65 and sec["n_checkpoints"] >= 5
+    assert sec["rho"] > 0.9 and sec["rise_frac"] > 0.3 and sec["lengthens"] is True
+    topo["giant_fraction"] = np.linspace(0.9, 0.1, ck.size)  # the web falls apart instead
+    assert chains_section(metrics, topo)["lengthens"] is False
+
+
+def test_frustration_precedes_collapse():
+    from conceptweb.analysis.chains import collapse_timing_section
+
+    steps = np.arange(1, 201)
+    div = np.where(steps < 80, 1 + steps / 20, 5 - (steps - 80) / 30)  # peak 5 at 80, onset ~110
+    metrics = pd.DataFrame({"step": steps, "n_distinct_correct_mean": div})
+    sec = collapse_timing_section(metrics, 90.0)
+    assert 100 <= sec["onset_step"] <= 120 and sec["frustration_first"] is True
+    assert collapse_timing_section(metrics, 150.0)["frustration_first"] is False
+    flat = pd.DataFrame({"step": steps, "n_distinct_correct_mean": np.full(200, 2.0)})
+    sec = collapse_timing_section(flat, 10.0)
+    assert sec["onset_step"] is None and sec["frustration_first"] is False
