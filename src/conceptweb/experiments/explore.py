@@ -15,7 +15,6 @@ import math
 import os
 import re
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from conceptweb.analysis.stats import mean_ci
 from conceptweb.config import config_to_dict, parse_set, resolve_config, validate_config
 from conceptweb.errors import ConceptwebError
+from conceptweb.experiments.pool import run_pool
 from conceptweb.experiments.runs import train_run
 from conceptweb.rundir import atomic_write_json, atomic_write_table
 
@@ -246,26 +246,21 @@ class Explore:
             for c, s in todo
         }
         rows = self.read_results().to_dict("records")
-        workers = max(1, min(workers or os.cpu_count() or 1, len(jobs) or 1))
 
-        def record(
-            key: tuple[str, int], cell: dict[str, str], result: dict[str, Any], i: int
-        ) -> None:
-            rows.append({"cell": key[0], "seed": key[1], **cell, **result})
+        def record(key: Any, result: dict[str, Any]) -> None:
+            rows.append({"cell": key[0], "seed": key[1], **jobs[key][1], **result})
             df = pd.DataFrame(rows).sort_values(["cell", "seed"], kind="stable")
             atomic_write_table(self.results_path, df.reset_index(drop=True))
             if on_done:
-                on_done(key[0], key[1], i, len(jobs))
+                on_done(key[0], key[1], len(rows), len(jobs))
 
-        if workers == 1:
-            for i, (key, (job, cell)) in enumerate(jobs.items(), 1):
-                record(key, cell, _job(job), i)
-        elif jobs:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {pool.submit(_job, job): (key, cell) for key, (job, cell) in jobs.items()}
-                for i, fut in enumerate(as_completed(futures), 1):
-                    key, cell = futures[fut]
-                    record(key, cell, fut.result(), i)
+        run_pool(
+            _job,
+            {key: job for key, (job, _) in jobs.items()},
+            workers or os.cpu_count() or 1,
+            record,
+            lambda key: self.out / "runs" / key[0] / f"seed{key[1]}",
+        )
         return self.read_results()
 
 

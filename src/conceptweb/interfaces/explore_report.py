@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from conceptweb.experiments.explore import MEASURES, PHENOMENA, Explore, cell_table
-from conceptweb.interfaces.figures import _save
-from conceptweb.rundir import atomic_path, atomic_write_text
+from conceptweb.interfaces.blocks import Block, bullets, figure, h1, h2, para, table, write_report
+from conceptweb.interfaces.plotting import new_figure, save_figure
+from conceptweb.rundir import atomic_path
 
 
 def plot_phenomena_map(table: pd.DataFrame, out: Path) -> Path:
@@ -24,7 +24,7 @@ def plot_phenomena_map(table: pd.DataFrame, out: Path) -> Path:
             for _, r in table.iterrows()
         ]
     )
-    fig = Figure(figsize=(1.2 * len(names) + 3.5, 0.38 * len(table) + 1.6))
+    fig = new_figure(1.2 * len(names) + 3.5, 0.38 * len(table) + 1.6)
     ax = fig.subplots()
     ax.imshow(np.ma.masked_invalid(frac), cmap="Blues", vmin=0, vmax=1, aspect="auto")
     for i, (_, r) in enumerate(table.iterrows()):
@@ -45,7 +45,7 @@ def plot_phenomena_map(table: pd.DataFrame, out: Path) -> Path:
     )
     ax.set_yticks(range(len(table)), table["cell"].tolist(), fontsize=7)
     ax.set_title("Which phenomena appear where (seeds showing it / seeds measured)", fontsize=9)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def _ci(r: Any, m: str, spec: str = ".3f") -> str:
@@ -57,67 +57,65 @@ def _ci(r: Any, m: str, spec: str = ".3f") -> str:
     return f"{v:{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
 
-def explore_markdown(ex: Explore, table: pd.DataFrame) -> str:
-    """The report text: setting, the criteria, and one table row per cell."""
+def explore_blocks(ex: Explore, table_: pd.DataFrame) -> list[Block]:
+    """The report: setting, the criteria, one table row per cell, what appeared nowhere, the map."""
     cfg = ex.cfg
-    lines = [
-        "# The map: which RLVR phenomena appear where",
-        "",
+    setting = (
         f"Base: preset `{cfg.preset}`"
         + (f" with {', '.join(cfg.sets)}" if cfg.sets else "")
-        + f"; axes: {'; '.join(cfg.axes) or 'none'}; {cfg.seeds} seeds per cell "
-        f"(seeds {cfg.first_seed}..{cfg.first_seed + cfg.seeds - 1}). A phenomenon is counted "
-        "k/n (seeds where its per-run criterion holds / seeds where it could be measured) with a "
-        "Wilson 95% interval; measures are means with 95% t-intervals.",
-        "",
-        "Per-run criteria:",
-        "",
-        *[f"- `{p}`: {text}" for p, text in PHENOMENA.items()],
-        "",
-        "| cell | seeds | "
-        + " | ".join(PHENOMENA)
-        + " | final reward | correct length | forgetting / problem | tree fraction |",
-        "|---|---|" + "---|" * (len(PHENOMENA) + 4),
-    ]
-    for _, r in table.iterrows():
+        + f"; axes: {'; '.join(cfg.axes) or 'none'}; {cfg.seeds} seeds per cell (seeds "
+        f"{cfg.first_seed}..{cfg.first_seed + cfg.seeds - 1}). A phenomenon is counted k/n (seeds "
+        "where its per-run criterion holds / seeds where it could be measured) with a Wilson 95% "
+        "interval; measures are means with 95% t-intervals."
+    )
+    head = ["cell", "seeds", *PHENOMENA, "final reward", "correct length", "forgetting / problem"]
+    rows = []
+    for _, r in table_.iterrows():
         ph = [
             f"{r[f'{p}_k']}/{r[f'{p}_n']} [{r[f'{p}_lo']:.2f}, {r[f'{p}_hi']:.2f}]"
             if r[f"{p}_n"]
             else "n/a"
             for p in PHENOMENA
         ]
-        lines.append(
-            f"| {r['cell']} | {r['n_seeds']} | "
-            + " | ".join(ph)
-            + f" | {_ci(r, 'final_reward')} | {_ci(r, 'final_len_correct', '.1f')} | "
-            f"{_ci(r, 'forgetting_per_problem', '.2f')} | {_ci(r, 'tree_fraction', '.2f')} |"
+        rows.append(
+            [
+                str(r["cell"]),
+                str(r["n_seeds"]),
+                *ph,
+                _ci(r, "final_reward"),
+                _ci(r, "final_len_correct", ".1f"),
+                _ci(r, "forgetting_per_problem", ".2f"),
+            ]
         )
-    nowhere = [p for p in PHENOMENA if table[f"{p}_k"].sum() == 0]
+    nowhere = [p for p in PHENOMENA if table_[f"{p}_k"].sum() == 0]
     everywhere = [
-        p for p in PHENOMENA if (table[f"{p}_k"] == table[f"{p}_n"]).all() and table[f"{p}_n"].sum()
+        p
+        for p in PHENOMENA
+        if table_[f"{p}_n"].sum() and (table_[f"{p}_k"] == table_[f"{p}_n"]).all()
     ]
-    lines += [
-        "",
-        f"Appeared in no run: {', '.join(nowhere) or 'none'}. "
-        f"Appeared in every measured run: {', '.join(everywhere) or 'none'}.",
-        "",
-        "![phenomena per cell](figures/map.png)",
-        "",
+    return [
+        h1("The map: which RLVR phenomena appear where"),
+        para(setting),
+        h2("Per-run criteria"),
+        bullets([f"`{p}`: {text}" for p, text in PHENOMENA.items()]),
+        h2("Cells"),
+        table(head, rows),
+        para(
+            f"Appeared in no run: {', '.join(nowhere) or 'none'}. Appeared in every measured run: "
+            f"{', '.join(everywhere) or 'none'}."
+        ),
+        figure("figures/map.png", "Phenomena per cell: seeds showing it / seeds measured."),
     ]
-    return "\n".join(lines)
 
 
 def write_explore_report(ex: Explore) -> Path:
-    """cells.csv, figures/map.png and report.md in the map directory."""
+    """cells.csv, figures/map.png, report.md and report.html in the map directory."""
     results = ex.read_results()
-    table = cell_table(results, ex.cfg.cells())
-    (ex.out / "figures").mkdir(exist_ok=True)
+    table_ = cell_table(results, ex.cfg.cells())
     with atomic_path(ex.out / "cells.csv") as tmp:
-        table.to_csv(tmp, index=False)
-    plot_phenomena_map(table, ex.out / "figures" / "map.png")
-    path = ex.out / "report.md"
-    atomic_write_text(path, explore_markdown(ex, table))
-    return path
+        table_.to_csv(tmp, index=False)
+    plot_phenomena_map(table_, ex.out / "figures" / "map.png")
+    return write_report(explore_blocks(ex, table_), ex.out)
 
 
-__all__ = ["MEASURES", "explore_markdown", "plot_phenomena_map", "write_explore_report"]
+__all__ = ["MEASURES", "explore_blocks", "plot_phenomena_map", "write_explore_report"]

@@ -7,16 +7,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from conceptweb.interfaces.figures import C_FIT, C_GOOD, C_MAIN, _finite, _save
+from conceptweb.interfaces.figures import C_FIT, C_GOOD, C_MAIN
+from conceptweb.interfaces.numbers import is_finite
+from conceptweb.interfaces.plotting import new_figure, save_figure
 
 
 def plot_trees_over_training(
     table: pd.DataFrame, frozen_frac: np.ndarray, freezing: dict[str, Any] | None, out: str | Path
 ) -> Path:
     """In-trees, tree-like fraction and the frozen fraction of the final web per checkpoint."""
-    fig = Figure(figsize=(6.4, 5.2))
+    fig = new_figure(6.4, 5.2)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     t = table["step"].to_numpy(dtype=float)
     ax1.plot(
@@ -50,16 +51,16 @@ def plot_trees_over_training(
     ax2.legend(fontsize=8, loc="lower right")
     for key, ls in (("nucleation_end", "--"), ("freezing_start", ":")):
         x = (freezing or {}).get(key)
-        if _finite(x):
+        if is_finite(x):
             for a in (ax1, ax2):
                 a.axvline(float(x), color="k", ls=ls, lw=0.8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_pass_at_k(curves: dict[str, pd.DataFrame], out: str | Path, title: str = "") -> Path:
     """pass@k over k (log2 axis), one line per label; each frame has columns k, pass_at_k and
     optionally lo, hi (an interval drawn as a band)."""
-    fig = Figure(figsize=(6.0, 4.0))
+    fig = new_figure(6.0, 4.0)
     ax = fig.subplots()
     colors = [C_MAIN, C_FIT, C_GOOD, "#8e44ad", "#e67e22", "#16a085", "#7f8c8d", "#d35400"]
     for i, (label, df) in enumerate(curves.items()):
@@ -76,7 +77,7 @@ def plot_pass_at_k(curves: dict[str, pd.DataFrame], out: str | Path, title: str 
     ax.set_ylabel("pass@k (mean over problems)")
     ax.set_title(title or "pass@k over the sampling budget", fontsize=9)
     ax.legend(fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def frozen_fraction(steps: np.ndarray, freeze_at: np.ndarray) -> np.ndarray:
