@@ -444,6 +444,90 @@ def _sft_too_small(cfg: SuiteConfig) -> str | None:
     return None
 
 
+def _inverse_trees(d: pd.DataFrame, th: float, steps: int) -> np.ndarray:
+    """v3 claim 4 per seed: the map's inverse-trees criterion and >= th of the final web frozen."""
+    return (
+        (_col(d, "trees.tree_fraction") >= 0.9)
+        & (_col(d, "trees.n_multi_input_trees") >= 1)
+        & (_col(d, "trees.merged_problems_frac") >= 0.25)
+        & (_col(d, "freezing.frozen_frac") >= th)
+    )
+
+
+def _bridge_rupture(d: pd.DataFrame, th: float, steps: int) -> np.ndarray:
+    """v3 claim 2 per seed: most lost problems crossed a cut bridge, more often than others."""
+    return (_col(d, "forgetting.lost_downstream_of_cut_bridges_frac") >= th) & (
+        _col(d, "forgetting.lost_rate_crossing_cut_bridge")
+        > _col(d, "forgetting.lost_rate_elsewhere")
+    )
+
+
+V3_CLAIMS: tuple[ClaimSpec, ...] = (  # the paper's third version; criteria: docs/analysis.md
+    ClaimSpec(
+        "v3_chains",
+        "v3: reasoning chains lengthen as the web integrates (sparse preset)",
+        "after the length minimum, Spearman rho(giant component size, correct length) >= 0.5 "
+        "over >= 5 checkpoints and the length rises >= 5%",
+        "sparse",
+        lambda d, th, steps: _flag(d, "chains.lengthens"),
+        0.5,
+        (
+            Measure("rho", "chains.rho", "none", ".2f"),
+            Measure("length rise after the minimum", "chains.rise_frac", "none", ".2f"),
+        ),
+    ),
+    ClaimSpec(
+        "v3_bridge_rupture",
+        "v3: SFT forgets through bridge-node rupture",
+        ">= 50% of the problems SFT unsolves crossed a bridge it cut, and the loss rate across "
+        "cut bridges exceeds the rate elsewhere",
+        "sft",
+        _bridge_rupture,
+        0.5,
+        (
+            Measure(
+                "lost behind a cut bridge",
+                "forgetting.lost_downstream_of_cut_bridges_frac",
+                "fraction",
+                ".2f",
+            ),
+            Measure(
+                "loss rate across cut bridges",
+                "forgetting.lost_rate_crossing_cut_bridge",
+                "fraction",
+                ".2f",
+            ),
+            Measure("elsewhere", "forgetting.lost_rate_elsewhere", "fraction", ".2f"),
+        ),
+        _sft_too_small,
+    ),
+    ClaimSpec(
+        "v3_frustration_before_collapse",
+        "v3: frustration drives policy collapse; the forgetting peak precedes the collapse",
+        "the peak of F(t) is no later than the collapse onset (diversity >= 20% below its peak)",
+        "sparse",
+        lambda d, th, steps: _flag(d, "collapse_timing.frustration_first"),
+        0.2,
+        (
+            Measure("forgetting peak", "collapse_timing.forgetting_peak_step", "step"),
+            Measure("collapse onset", "collapse_timing.onset_step", "step"),
+        ),
+    ),
+    ClaimSpec(
+        "v3_inverse_trees",
+        "v3: the web freezes into multi-input, single-output inverse trees (sparse preset)",
+        "final directed web >= 90% tree-like, a tree reached by 2+ starts, >= 25% of greedy paths "
+        "merging, and >= 50% of the final web frozen",
+        "sparse",
+        _inverse_trees,
+        0.5,
+        (
+            Measure("tree-like fraction", "trees.tree_fraction", "fraction", ".2f"),
+            Measure("multi-input trees", "trees.n_multi_input_trees", "count"),
+            Measure("frozen fraction", "freezing.frozen_frac", "fraction", ".2f"),
+        ),
+    ),
+)
 CLAIMS: tuple[ClaimSpec, ...] = (
     ClaimSpec(
         "two_stage",
@@ -574,6 +658,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         ),
         _not_published_size,
     ),
+    *V3_CLAIMS,
 )
 
 ANNEALING_MIN_SEEDS = (
