@@ -12,10 +12,12 @@ MODULES = [
     "conceptweb.analysis.detector",
     "conceptweb.analysis.dynamics",
     "conceptweb.analysis.forgetting",
+    "conceptweb.analysis.passk",
     "conceptweb.analysis.results",
     "conceptweb.analysis.stats",
     "conceptweb.analysis.summary",
     "conceptweb.analysis.topology",
+    "conceptweb.analysis.trees",
 ]
 
 

@@ -1,24 +1,27 @@
 """pass@k at large sampling budgets: the unbiased estimator, vectorised, and curves over k.
 
 With n samples of a problem of which c are correct, the unbiased estimator of the chance
-that at least one of k draws is correct is 1 - C(n-c, k) / C(n, k) (Chen et al. 2021,
+that at least one of k draws is correct is 1 - C(n-c, k) / C(n, k), computed here with exact
+integer binomials (Chen et al. 2021,
 "Evaluating Large Language Models Trained on Code"). It needs k <= n; a run's final
 evaluation draws `eval.final_G` samples per problem so that k can reach hundreds.
 """
 
 from __future__ import annotations
 
+from fractions import Fraction
+from math import comb
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.special import gammaln
 
 __all__ = ["pass_at_k_array", "default_ks", "pass_at_k_curve", "pass_at_k_section"]
 
 
 def pass_at_k_array(n: Any, c: Any, k: Any) -> np.ndarray:
-    """Unbiased pass@k for arrays of n (samples), c (correct) and k (broadcast together).
+    """Unbiased pass@k for arrays of n (samples), c (correct) and k (broadcast together),
+    exact up to the final rounding to float.
 
     Examples
     --------
@@ -30,13 +33,14 @@ def pass_at_k_array(n: Any, c: Any, k: Any) -> np.ndarray:
     )
     if np.any(cb < 0) or np.any(cb > nb) or np.any(kb < 1) or np.any(kb > nb):
         raise ValueError("pass@k needs 0 <= c <= n and 1 <= k <= n")
-    fail = nb - cb
-    some = fail >= kb
-    f, nn, kk = np.where(some, fail, kb), nb.astype(float), kb.astype(float)
-    log_ratio = (
-        gammaln(f + 1.0) - gammaln(f - kk + 1.0) - gammaln(nn + 1.0) + gammaln(nn - kk + 1.0)
-    )
-    return np.where(some, 1.0 - np.exp(log_ratio), 1.0)
+    cache: dict[tuple[int, int, int], float] = {}
+    out = np.empty(nb.shape, dtype=np.float64)
+    for idx in np.ndindex(nb.shape):
+        n_, c_, k_ = int(nb[idx]), int(cb[idx]), int(kb[idx])
+        if (n_, c_, k_) not in cache:  # exact integer binomials: no rounding until the division
+            cache[(n_, c_, k_)] = float(1 - Fraction(comb(n_ - c_, k_), comb(n_, k_)))
+        out[idx] = cache[(n_, c_, k_)]
+    return out
 
 
 def default_ks(n: int) -> list[int]:
