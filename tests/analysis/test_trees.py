@@ -138,3 +138,13 @@ def test_frustration_precedes_collapse():
     flat = pd.DataFrame({"step": steps, "n_distinct_correct_mean": np.full(200, 2.0)})
     sec = collapse_timing_section(flat, 10.0)
     assert sec["onset_step"] is None and sec["frustration_first"] is False
+
+
+def test_summary_has_the_v3_sections(base_run):
+    from conceptweb.analysis.summary import V3_SECTION_KEYS, analyze_run
+
+    s = analyze_run(base_run)
+    for section, keys in V3_SECTION_KEYS.items():
+        assert list(s[section])[: len(keys)] == keys, section
+    assert s["pass_at_k"]["G"] == 16 and set(s["pass_at_k"]["train"]) == {"1", "2", "4", "8", "16"}
+    assert set(s["chains"]) >= {"rho", "lengthens"} and "onset_step" in s["collapse_timing"]

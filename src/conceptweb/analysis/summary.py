@@ -58,6 +58,8 @@ from conceptweb.rundir import RunDir
 __all__ = [
     "SUMMARY_VERSION",
     "SECTION_KEYS",
+    "V3_SECTION_KEYS",
+    "v3_sections",
     "REQUIRED_METRICS",
     "REQUIRED_PROBLEMS",
     "Progress",
@@ -111,8 +113,7 @@ SECTION_KEYS: dict[str, list[str]] = {
         "recovery_steps",
     ],
 }
-SECTION_KEYS["trees"] = list(TREE_COLUMNS)
-SECTION_KEYS["freezing"] = list(FREEZING_KEYS)
+V3_SECTION_KEYS = {"trees": list(TREE_COLUMNS), "freezing": list(FREEZING_KEYS)}  # see v3_sections
 REQUIRED_METRICS = ("step", "reward_mean")
 REQUIRED_PROBLEMS = ("step", "problem", "accuracy")
 
