@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conceptweb.interfaces.figures import C_FIT, C_GOOD, C_MAIN
 from conceptweb.interfaces.numbers import is_finite
 from conceptweb.interfaces.plotting import new_figure, save_figure
+
+C_MAIN, C_FIT, C_GOOD = "#1f4e79", "#c0392b", "#27ae60"  # the run figures' colours
 
 
 def plot_trees_over_training(
