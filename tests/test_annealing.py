@@ -206,9 +206,7 @@ def test_auto_annealing_fires_at_most_once_and_resumes_exactly(tmp_path):
     t.start()
     t.run(stop_after=int(m.loc[fired, "step"].iloc[0]) + 3)  # stop in the middle of the heating
     resumed = train_run(None, tmp_path / "cut", resume=True)
-    np.testing.assert_array_equal(
-        full.load_checkpoint()["logits"], resumed.load_checkpoint()["logits"]
-    )
+    np.testing.assert_array_equal(full.load_checkpoint().logits, resumed.load_checkpoint().logits)
 
 
 def test_detector_on_a_recorded_run(tmp_path):

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,9 +20,14 @@ import pyarrow.parquet as pq
 
 from conceptweb.errors import ConceptwebError
 from conceptweb.jsonable import json_default
+from conceptweb.runformat import (
+    FORMAT,
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    STATUS_RUNNING,
+    Checkpoint,
+)
 
-FORMAT = "conceptweb-run"
-FORMAT_VERSION = 1
 _CKPT_RE = re.compile(r"^step_(\d{6,})\.npz$")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -137,7 +143,7 @@ class RunDir:
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "kind": kind,
-                "status": "running",
+                "status": STATUS_RUNNING,
                 "last_step": 0,
                 "conceptweb_version": __version__,
             }
@@ -159,10 +165,11 @@ class RunDir:
         if meta.get("format") != FORMAT:
             raise ConceptwebError(f"{path} is not a conceptweb run directory (unknown format)")
         version = meta.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
+            readable = ", ".join(map(str, READABLE_VERSIONS))
             raise ConceptwebError(
-                f"{path} was written in run format {version}; this conceptweb reads format "
-                f"{FORMAT_VERSION}. Re-run it with this version."
+                f"{path} was written in run format {version}; this conceptweb reads formats "
+                f"{readable}. Re-run it with this version."
             )
         return run
 
@@ -229,13 +236,18 @@ class RunDir:
                 steps.append(int(m.group(1)))
         return sorted(steps)
 
-    def save_checkpoint(self, step: int, arrays: dict[str, np.ndarray]) -> Path:
+    def save_checkpoint(self, step: int, checkpoint: Checkpoint | dict[str, np.ndarray]) -> Path:
+        """Write checkpoint `step` in the current schema (arrays are validated against it)."""
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = Checkpoint.from_arrays(
+                {"step": np.array(step), **checkpoint}, f"for step {step}", self.config_L()
+            )
         path = self.checkpoint_path(step)
-        atomic_savez(path, arrays)
+        atomic_savez(path, checkpoint.to_arrays())
         return path
 
-    def load_checkpoint(self, step: int | None = None) -> dict[str, np.ndarray]:
-        """Load checkpoint `step` (the latest if None) into a dict of arrays."""
+    def load_checkpoint(self, step: int | None = None) -> Checkpoint:
+        """Load checkpoint `step` (the latest if None), in any readable schema."""
         steps = self.checkpoint_steps()
         if not steps:
             raise ConceptwebError(f"{self.path} has no checkpoints")
@@ -244,13 +256,22 @@ class RunDir:
         elif step not in steps:
             near = min(steps, key=lambda s: abs(s - step))
             raise ConceptwebError(f"{self.path} has no checkpoint at step {step} (nearest: {near})")
+        path = self.checkpoint_path(step)
         try:
-            with np.load(self.checkpoint_path(step), allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise ConceptwebError(
-                f"cannot read checkpoint {self.checkpoint_path(step)}: {exc}"
-            ) from None
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+            raise ConceptwebError(f"cannot read checkpoint {path}: {exc}") from None
+        arrays.setdefault("step", np.array(step))
+        return Checkpoint.from_arrays(arrays, str(path), self.config_L())
+
+    def config_L(self) -> int | None:
+        """The run's maximum walk length from config.json (None if it states none)."""
+        try:
+            L = self.read_config().get("model", {}).get("L")
+        except ConceptwebError:
+            return None
+        return int(L) if isinstance(L, int) and L > 0 else None
 
     # -- summary ------------------------------------------------------------------------------
     def write_summary(self, summary: dict[str, Any]) -> None:

@@ -35,6 +35,14 @@ from conceptweb.model.policy import entropy, log_softmax, softmax
 from conceptweb.model.problems import ProblemSet, sample_new_problems, sample_problems
 from conceptweb.model.rollouts import Rollouts
 from conceptweb.rundir import RunDir
+from conceptweb.runformat import (
+    STATUS_FINISHED,
+    STATUS_RUNNING,
+    UPDATE_COLUMNS,
+    Checkpoint,
+    TrainerArrays,
+    TrainResult,
+)
 
 RECENT_STEPS_FOR_SELECTION = 5
 GRPO_OPERATORS = ("temperature", "reset", "entropy", "rl_hard")
@@ -54,25 +62,13 @@ class World:
         """Problems whose rollouts are sampled every step: training problems, then new ones."""
         return self.train.concat(self.new)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {
-            "neighbors": self.graph.neighbors,
-            "sources": self.train.sources,
-            "targets": self.train.targets,
-            "heldout_sources": self.heldout.sources,
-            "heldout_targets": self.heldout.targets,
-            "new_sources": self.new.sources,
-            "new_targets": self.new.targets,
-        }
-
     @classmethod
-    def from_arrays(cls, a: dict[str, np.ndarray]) -> World:
-        empty = np.zeros(0, np.int32)
+    def from_checkpoint(cls, ck: Checkpoint) -> World:
         return cls(
-            ConceptGraph(a["neighbors"]),
-            ProblemSet(a["sources"], a["targets"]),
-            ProblemSet(a.get("heldout_sources", empty), a.get("heldout_targets", empty)),
-            ProblemSet(a.get("new_sources", empty), a.get("new_targets", empty)),
+            ConceptGraph(ck.neighbors),
+            ProblemSet(ck.sources, ck.targets),
+            ProblemSet(ck.heldout_sources, ck.heldout_targets),
+            ProblemSet(ck.new_sources, ck.new_targets),
         )
 
 
@@ -184,7 +180,7 @@ def evaluate(
     return pd.concat(frames, ignore_index=True)
 
 
-def build_world(config: RunConfig) -> tuple[World, np.ndarray, dict[str, np.ndarray] | None]:
+def build_world(config: RunConfig) -> tuple[World, np.ndarray, Checkpoint | None]:
     """Graph, problems and initial logits of a fresh run (from init_from's checkpoint if set).
 
     Returns (world, logits, source_checkpoint or None).
@@ -192,9 +188,9 @@ def build_world(config: RunConfig) -> tuple[World, np.ndarray, dict[str, np.ndar
     source = None
     if config.init_from is not None:
         source = RunDir.open(config.init_from).load_checkpoint(config.init_step)
-        world = World.from_arrays(source)
+        world = World.from_checkpoint(source)
         world = World(world.graph, world.train, world.heldout, ProblemSet.empty())
-        logits = np.array(source["logits"], dtype=np.float64)
+        logits = np.array(source.logits, dtype=np.float64)
         if logits.shape != (world.graph.N, world.graph.K):
             raise ConceptwebError("init_from checkpoint has logits of the wrong shape")
     else:
@@ -265,8 +261,8 @@ class Trainer:
         self.world, self.logits, source = build_world(cfg)
         self.ref_log_probs = log_softmax(self.logits, cfg.model.temperature)
         self.rl_opt = self._new_adam(cfg.grpo.lr)
-        if source is not None and "rl_adam_m" in source:
-            self.rl_opt.load_state_dict(source, "rl_adam")
+        if source is not None and source.trainer is not None:
+            self.rl_opt.load_state(source.trainer.rl_adam)
         self.rng = np.random.default_rng([cfg.seed, 3])
         self.step = 0
         self.n_heats = 0
@@ -324,32 +320,31 @@ class Trainer:
             self.start()
             return
         ck = run.load_checkpoint()
+        state = ck.require_trainer(f"at step {ck.step} of {run.path}")
         cfg = self.cfg
-        self.world = World.from_arrays(ck)
-        self.logits = np.array(ck["logits"], dtype=np.float64)
+        self.world = World.from_checkpoint(ck)
+        self.logits = np.array(ck.logits, dtype=np.float64)
         # the KL reference is the run's initial policy, kept in the step-0 checkpoint
         first = run.load_checkpoint(run.checkpoint_steps()[0])
-        self.ref_log_probs = log_softmax(
-            np.array(first["logits"], dtype=np.float64), cfg.model.temperature
-        )
+        self.ref_log_probs = log_softmax(first.logits, cfg.model.temperature)
         self.rl_opt = self._new_adam(cfg.grpo.lr)
-        self.rl_opt.load_state_dict(ck, "rl_adam")
+        self.rl_opt.load_state(state.rl_adam)
         self.sft_opt = self._new_adam(cfg.sft.lr)
-        if "sft_adam_m" in ck:
-            self.sft_opt.load_state_dict(ck, "sft_adam")
+        if state.sft_adam is not None:
+            self.sft_opt.load_state(state.sft_adam)
         self.heat_opt = None
-        if "heat_adam_m" in ck:
-            self.heat_opt = self._new_adam(float(ck["heat_lr"]))
-            self.heat_opt.load_state_dict(ck, "heat_adam")
+        if state.heat_adam is not None:
+            self.heat_opt = self._new_adam(float(state.heat_adam.lr))
+            self.heat_opt.load_state(state.heat_adam)
         self.rng = np.random.default_rng()
-        self.rng.bit_generator.state = json.loads(str(ck["rng_state"]))
-        self.step = int(ck["step"])
-        self.n_heats = int(ck["n_heats"])
-        self.heat_start = int(ck["heat_start"])
-        self.heat_until = int(ck["heat_until"])
-        self.heat_problems = np.array(ck["heat_problems"], dtype=np.int64)
-        self.own_paths = np.array(ck["own_paths"], dtype=np.int32)  # stored as int16 when N allows
-        self.sft_problems = np.array(ck["sft_problems"], dtype=np.int64)
+        self.rng.bit_generator.state = json.loads(state.rng_state)
+        self.step = ck.step
+        self.n_heats = state.n_heats
+        self.heat_start = state.heat_start
+        self.heat_until = state.heat_until
+        self.heat_problems = state.heat_problems
+        self.own_paths = state.own_paths
+        self.sft_problems = state.sft_problems
         self._load_records_until(self.step)
 
     def _load_records_until(self, step: int) -> None:
@@ -382,16 +377,30 @@ class Trainer:
             return self.cfg.anneal.heat.operator
         return "rl"
 
-    def run(self, stop_after: int | None = None) -> None:
+    def run(self, stop_after: int | None = None) -> TrainResult:
         """Train until cfg.steps (or stop after `stop_after` more steps, for tests of resume)."""
         done = 0
         while self.step < self.cfg.steps:
             if stop_after is not None and done >= stop_after:
-                return
+                return self.result(STATUS_RUNNING)
             self.train_step()
             done += 1
         if self.run_dir is not None:
-            self.run_dir.update_meta(status="finished", last_step=self.step)
+            self.run_dir.update_meta(status=STATUS_FINISHED, last_step=self.step)
+        return self.result(STATUS_FINISHED)
+
+    def result(self, status: str) -> TrainResult:
+        """Where the run stands: its directory, steps, heats and the last step's metrics."""
+        heated = self.heat_start >= 0
+        return TrainResult(
+            path=str(self.run_dir.path) if self.run_dir is not None else None,
+            status=status,
+            steps_done=self.step,
+            steps_total=self.cfg.steps,
+            n_heats=self.n_heats,
+            heat_steps=(self.heat_start, self.heat_until) if heated else None,
+            final_metrics=dict(self._metrics[-1]) if self._metrics else {},
+        )
 
     def train_step(self) -> dict[str, Any]:
         cfg = self.cfg
@@ -440,7 +449,7 @@ class Trainer:
             )
         else:
             upd = self._heat_update(phase, ro, T)
-        row.update({k: upd.get(k, np.nan) for k in ("loss", "grad_norm", "clip_frac", "kl")})
+        row.update({k: upd.get(k, np.nan) for k in UPDATE_COLUMNS})
         heating = step > cfg.sft.steps and self.heat_start <= step <= self.heat_until
         row["n_heat_problems"] = int(self.heat_problems.size) if heating else 0
         self.step = step
@@ -640,29 +649,37 @@ class Trainer:
         run = self.run_dir
         assert run is not None
         self.flush()
-        arrays: dict[str, np.ndarray] = dict(self.world.arrays())
-        arrays.update(
-            {
-                "logits": self.logits,
-                "step": np.array(self.step),
-                "rng_state": np.array(json.dumps(self.rng.bit_generator.state)),
-                "n_heats": np.array(self.n_heats),
-                "heat_start": np.array(self.heat_start),
-                "heat_until": np.array(self.heat_until),
-                "heat_problems": self.heat_problems,
-                "own_paths": self.own_paths.astype(np.int16)
-                if self.world.graph.N < 2**15
-                else self.own_paths,
-                "sft_problems": self.sft_problems,
-                "temperature": np.array(self.cfg.model.temperature),
-            }
-        )
-        arrays.update(self.rl_opt.state_dict("rl_adam"))
         # optimiser states only while they can still be used (they are most of a checkpoint's size)
-        if self.step < self.cfg.sft.steps:
-            arrays.update(self.sft_opt.state_dict("sft_adam"))
-        if self.heat_opt is not None and self.step < self.heat_until:
-            arrays.update(self.heat_opt.state_dict("heat_adam"))
-            arrays["heat_lr"] = np.array(self.heat_opt.lr)
-        run.save_checkpoint(self.step, arrays)
+        keep_sft = self.step < self.cfg.sft.steps
+        keep_heat = self.heat_opt is not None and self.step < self.heat_until
+        state = TrainerArrays(
+            rng_state=json.dumps(self.rng.bit_generator.state),
+            n_heats=self.n_heats,
+            heat_start=self.heat_start,
+            heat_until=self.heat_until,
+            heat_problems=self.heat_problems,
+            own_paths=self.own_paths,
+            sft_problems=self.sft_problems,
+            rl_adam=self.rl_opt.state(),
+            sft_adam=self.sft_opt.state() if keep_sft else None,
+            heat_adam=self.heat_opt.state(with_lr=True) if keep_heat and self.heat_opt else None,
+        )
+        w = self.world
+        run.save_checkpoint(
+            self.step,
+            Checkpoint(
+                step=self.step,
+                neighbors=w.graph.neighbors,
+                logits=self.logits,
+                sources=w.train.sources,
+                targets=w.train.targets,
+                L=self.cfg.model.L,
+                temperature=self.cfg.model.temperature,
+                heldout_sources=w.heldout.sources,
+                heldout_targets=w.heldout.targets,
+                new_sources=w.new.sources,
+                new_targets=w.new.targets,
+                trainer=state,
+            ),
+        )
         run.update_meta(last_step=self.step)

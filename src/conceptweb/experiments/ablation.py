@@ -145,7 +145,7 @@ def run_metrics(run: RunDir, best_k: int) -> dict[str, Any]:
     train = last[last["split"] == "train"]
     held = last[last["split"] == "heldout"]
     ck = run.load_checkpoint()
-    web = concept_web(ck["logits"], ck["neighbors"], tau=0.5, temperature=float(ck["temperature"]))
+    web = concept_web(ck.logits, ck.neighbors, tau=0.5, temperature=ck.temperature)
     topo = web_topology(web)
     heat_rows = metrics[metrics["n_heat_problems"] > 0]
     fired = (

@@ -381,8 +381,15 @@ def _check_same_world(run_dir: Path, world: Any) -> None:
     from conceptweb.rundir import RunDir
 
     ck = RunDir.open(run_dir).load_checkpoint(0)
-    for key, want in world.arrays().items():
-        if key in ck and not np.array_equal(ck[key], want):
+    same = {
+        "neighbors": (ck.neighbors, world.graph.neighbors),
+        "sources": (ck.sources, world.train.sources),
+        "targets": (ck.targets, world.train.targets),
+        "heldout_sources": (ck.heldout_sources, world.heldout.sources),
+        "heldout_targets": (ck.heldout_targets, world.heldout.targets),
+    }
+    for key, (have, want) in same.items():
+        if not np.array_equal(have, want):
             raise ConceptwebError(f"{run_dir}: CoNet's {key} differ from the transformer's")
 
 
