@@ -12,7 +12,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from conceptweb.algorithms.estimators import ESTIMATORS
+from conceptweb.algorithms.heating import HEATING_OPERATORS, PAPER_HEATING, heating_help
 from conceptweb.errors import ConceptwebError
+from conceptweb.model.engines import AUTO, engine_names
+from conceptweb.registry import Registry
+
+
+def _registered(registry: Registry[Any], value: str) -> str:
+    """A config choice that must be a registry's key (the registry is the list of choices)."""
+    if value not in registry:
+        raise ValueError(f"unknown {registry.what} {value!r}; known: {', '.join(registry)}")
+    return value
 
 
 class _Strict(BaseModel):
@@ -40,11 +51,21 @@ class ModelConfig(_Strict):
     graph_seed: int | None = Field(
         None, description="seed of the graph and problems; None: derived from the run seed"
     )
-    engine: Literal["auto", "numpy", "numba"] = Field(
-        "auto",
-        description="rollout engine: numba (compiled) or numpy (the reference); "
-        "auto: numba when installed",
+    engine: str = Field(
+        AUTO,
+        description="rollout engine: "
+        + ", ".join(engine_names())
+        + " (numba compiled, numpy the reference; auto: numba when installed)",
     )
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in engine_names():
+            raise ValueError(
+                f"unknown rollout engine {value!r}; known: {', '.join(engine_names())}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _graph_is_possible(self) -> ModelConfig:
@@ -84,6 +105,16 @@ class GRPOConfig(_Strict):
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     adam_eps: float = Field(1e-8, gt=0)
+    estimator: str = Field(
+        "grpo",
+        description="advantage and loss estimator of the policy-gradient update: "
+        + ", ".join(ESTIMATORS),
+    )
+
+    @field_validator("estimator")
+    @classmethod
+    def _known_estimator(cls, value: str) -> str:
+        return _registered(ESTIMATORS, value)
 
 
 class SFTConfig(_Strict):
@@ -155,12 +186,8 @@ class DetectorConfig(_Strict):
 class HeatConfig(_Strict):
     """What heating does and to whom."""
 
-    operator: Literal["sft", "sft_own", "temperature", "reset", "entropy", "rl_hard"] = Field(
-        "sft",
-        description="sft: SFT on shortest paths; sft_own: SFT on the policy's own earlier successes; "
-        "temperature: GRPO at a raised temperature; reset: shrink the logits of frustrated nodes, then "
-        "GRPO; entropy: GRPO with an entropy bonus; rl_hard: plain GRPO (the control). All act only on "
-        "the selected problems.",
+    operator: str = Field(
+        PAPER_HEATING, description=heating_help() + ". All act only on the selected problems."
     )
     steps: int = Field(20, ge=1, description="heating steps (counted in the step budget)")
     threshold: float = Field(0.1, ge=0, le=1, description="heat problems with accuracy below this")
@@ -174,6 +201,11 @@ class HeatConfig(_Strict):
         20, ge=1, description="how many most-frustrated nodes to reset ('reset')"
     )
     entropy_coef: float = Field(0.05, gt=0, description="entropy bonus during heating ('entropy')")
+
+    @field_validator("operator")
+    @classmethod
+    def _known_operator(cls, value: str) -> str:
+        return _registered(HEATING_OPERATORS, value)
 
 
 class AnnealConfig(_Strict):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from conceptweb.algorithms.heating import CONTROL_HEATING, HEATING_OPERATORS, PAPER_HEATING
 from conceptweb.analysis.stats import holm, mean_ci, paired_comparison, verdict
 from conceptweb.config import (
     RunConfig,
@@ -32,18 +33,25 @@ from conceptweb.experiments.pool import run_pool
 from conceptweb.experiments.runs import train_run
 from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
 
-OPERATORS = ("sft", "sft_own", "temperature", "reset", "entropy", "rl_hard")
+WHENS = ("auto", "early", "mid", "late")
+PLAIN = "plain"
+
+
+def arm_name(operator: str, when: str) -> str:
+    """The arm that heats with `operator` at `when` (auto, early, mid, late or a step)."""
+    return f"{operator}@{when}"
+
+
+# the paper's heating at every moment, the control, then every other operator at the detector
 DEFAULT_ARMS = [
-    "plain",
-    "sft@auto",
-    "sft@early",
-    "sft@mid",
-    "sft@late",
-    "rl_hard@auto",
-    "sft_own@auto",
-    "temperature@auto",
-    "reset@auto",
-    "entropy@auto",
+    PLAIN,
+    *(arm_name(PAPER_HEATING, w) for w in WHENS),
+    arm_name(CONTROL_HEATING, "auto"),
+    *(
+        arm_name(op, "auto")
+        for op in HEATING_OPERATORS
+        if op not in (PAPER_HEATING, CONTROL_HEATING)
+    ),
 ]
 METRICS = {  # name -> higher is better
     "final_acc": True,
@@ -96,14 +104,15 @@ class AblationConfig(BaseModel):
 
 def parse_arm(arm: str) -> tuple[str, str]:
     """'plain' -> ('plain', ''); 'sft@auto' -> ('sft', 'auto'); 'sft@150' -> ('sft', '150')."""
-    if arm == "plain":
-        return "plain", ""
+    if arm == PLAIN:
+        return PLAIN, ""
     op, sep, when = arm.partition("@")
-    if not sep or op not in OPERATORS:
+    if not sep or op not in HEATING_OPERATORS:
         raise ValueError(
-            f"arm {arm!r}: expected plain or OPERATOR@WHEN with OPERATOR in {', '.join(OPERATORS)}"
+            f"arm {arm!r}: expected {PLAIN} or OPERATOR@WHEN with OPERATOR in "
+            f"{', '.join(HEATING_OPERATORS)}"
         )
-    if when not in ("auto", "early", "mid", "late") and not when.isdigit():
+    if when not in WHENS and not when.isdigit():
         raise ValueError(f"arm {arm!r}: WHEN must be auto, early, mid, late or a step number")
     return op, when
 
@@ -115,11 +124,11 @@ def arm_config(abl: AblationConfig, base: RunConfig, arm: str, seed: int) -> Run
     data["checkpoint"]["every"] = abl.checkpoint_every
     op, when = parse_arm(arm)
     heat = {
-        "operator": op if op != "plain" else "sft",
+        "operator": op if op != PLAIN else PAPER_HEATING,
         "steps": abl.heat_steps,
         "threshold": abl.threshold,
     }
-    if op == "plain":
+    if op == PLAIN:
         anneal: dict[str, Any] = {"mode": "off"}
     elif when == "auto":
         anneal = {"mode": "auto"}
@@ -262,7 +271,7 @@ class Ablation:
         df = pd.DataFrame(rows).sort_values(["arm", "seed"], kind="stable").reset_index(drop=True)
         atomic_write_table(self.results_path, df)
 
-    def comparisons(self, reference: str = "plain") -> pd.DataFrame:
+    def comparisons(self, reference: str = PLAIN) -> pd.DataFrame:
         """Paired differences (arm - reference) over seeds for every metric, with 95% CIs."""
         res = self.read_results()
         if reference not in set(res.get("arm", [])):
@@ -271,7 +280,7 @@ class Ablation:
 
 
 def compare_arms(
-    results: pd.DataFrame, reference: str = "plain", order: list[str] | None = None
+    results: pd.DataFrame, reference: str = PLAIN, order: list[str] | None = None
 ) -> pd.DataFrame:
     """One row per (arm, metric): arm mean with CI, paired difference to `reference`, tests, verdict.
 
