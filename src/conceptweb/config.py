@@ -394,15 +394,16 @@ def resolve_config(
     config_file: str | Path | None = None,
     sets: list[str] | None = None,
     extra: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Defaults <- preset <- config file <- `extra` <- --set overrides, then validate."""
-    data: dict[str, Any] = {}
+    """Defaults (or `base`) <- preset <- config file <- `extra` <- --set overrides, validated."""
+    data: dict[str, Any] = dict(base or {})
     file_data = load_config_file(config_file) if config_file is not None else {}
     base_preset = preset or file_data.get("preset")
     if base_preset is not None:
         if not isinstance(base_preset, str):
             raise ConceptwebError(f"preset must be a name, got {base_preset!r}")
-        data = preset_overrides(base_preset)
+        data = deep_merge(data, preset_overrides(base_preset))
     data = deep_merge(data, file_data)
     if preset is not None:
         data["preset"] = preset
@@ -416,3 +417,21 @@ def resolve_config(
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
     """The fully resolved config as plain JSON-able data."""
     return config.model_dump(mode="json")
+
+
+def config_changes(
+    saved: RunConfig, given: RunConfig, ignore: tuple[str, ...] = ("preset", "steps")
+) -> list[str]:
+    """'key (saved -> given)' for every value that differs, by dotted key, in field order."""
+
+    def leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(leaves(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = leaves(config_to_dict(saved)), leaves(config_to_dict(given))
+    return [f"{k} ({a[k]!r} -> {b[k]!r})" for k in a if k not in ignore and a[k] != b.get(k)]

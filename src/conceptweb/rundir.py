@@ -6,8 +6,11 @@ import io
 import json
 import os
 import re
+import socket
 import tempfile
+import time
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -126,13 +129,7 @@ class RunDir:
     def create(cls, path: str | Path, config: dict[str, Any], kind: str = "conet") -> RunDir:
         """Start a new run directory; refuses to touch a non-empty existing directory."""
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise ConceptwebError(f"{path} exists and is not a directory")
-        if path.is_dir() and any(path.iterdir()):
-            raise ConceptwebError(
-                f"{path} already exists and is not empty; use --resume to continue it, "
-                "or choose another --out"
-            )
+        cls.check_new(path)
         run = cls(path)
         path.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run.config_path, config)
@@ -149,6 +146,17 @@ class RunDir:
             }
         )
         return run
+
+    @staticmethod
+    def check_new(path: Path) -> None:
+        """Refuse a path that is a file or a non-empty directory (its writer's lock aside)."""
+        if path.exists() and not path.is_dir():
+            raise ConceptwebError(f"{path} exists and is not a directory")
+        if path.is_dir() and any(p.name != ".lock" for p in path.iterdir()):
+            raise ConceptwebError(
+                f"{path} already exists and is not empty; use --resume to continue it, "
+                "or choose another --out"
+            )
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
@@ -260,10 +268,63 @@ class RunDir:
         try:
             with np.load(path, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
             raise ConceptwebError(f"cannot read checkpoint {path}: {exc}") from None
         arrays.setdefault("step", np.array(step))
         return Checkpoint.from_arrays(arrays, str(path), self.config_L())
+
+    def load_latest_readable_checkpoint(self) -> tuple[Checkpoint, list[int]]:
+        """The newest checkpoint that can be read, and the steps of newer ones that cannot.
+
+        A run killed while the disk failed, or a file damaged later, leaves a checkpoint that
+        cannot be read; resuming from the one before it loses only the steps since.
+        """
+        skipped: list[int] = []
+        error = ""
+        for step in reversed(self.checkpoint_steps()):
+            try:
+                return self.load_checkpoint(step), skipped
+            except ConceptwebError as exc:
+                skipped.append(step)
+                error = str(exc)
+        if skipped:
+            raise ConceptwebError(f"{self.path}: no checkpoint can be read ({error})")
+        raise ConceptwebError(f"{self.path} has no checkpoints")
+
+    # -- the writer's lock ----------------------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    @contextmanager
+    def writing(self, command: str = "") -> Iterator[None]:
+        """Hold an exclusive lock on the directory while this process writes it.
+
+        A second writer gets a one-line error naming the process that holds the lock. The lock
+        is an OS file lock (released when the process dies, even by SIGKILL); the file keeps
+        who took it last, for the message.
+        """
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+                raise ConceptwebError(
+                    f"{self.path} is being written by {holder}; wait for it to finish or stop it"
+                ) from None
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+            who = f"process {os.getpid()} on {socket.gethostname()} since {since}"
+            if command:
+                who += f" ({command})"
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, who.encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def config_L(self) -> int | None:
         """The run's maximum walk length from config.json (None if it states none)."""

@@ -226,6 +226,7 @@ class Trainer:
         self.callbacks = list(default_callbacks(run) if callbacks is None else callbacks)
         if on_step is not None:
             self.callbacks.append(StepHook(on_step))
+        self.notes: list[str] = []  # what the user should know (e.g. a skipped checkpoint)
         self.world: World
         self.state: TrainState
         self.recorder: Recorder
@@ -260,7 +261,12 @@ class Trainer:
         if not run.checkpoint_steps():
             self.start()
             return
-        ck = run.load_checkpoint()
+        ck, skipped = run.load_latest_readable_checkpoint()
+        if skipped:
+            names = ", ".join(run.checkpoint_path(s).name for s in skipped)
+            self.notes.append(
+                f"cannot read {names}; resuming from the checkpoint at step {ck.step}"
+            )
         first = run.load_checkpoint(run.checkpoint_steps()[0])
         self.world = World.from_checkpoint(ck)
         self.state = TrainState.from_checkpoint(self.cfg, ck, first)
