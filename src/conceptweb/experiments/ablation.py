@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from conceptweb.errors import ConceptwebError
 from conceptweb.experiments.pool import run_pool
 from conceptweb.experiments.runs import train_run
 from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
+from conceptweb.runformat import DETECTOR_PREFIX, SPLIT_HELDOUT, SPLIT_TRAIN
 
 WHENS = ("auto", "early", "mid", "late")
 PLAIN = "plain"
@@ -143,7 +145,26 @@ def arm_config(abl: AblationConfig, base: RunConfig, arm: str, seed: int) -> Run
     return validate_config(data)
 
 
-def run_metrics(run: RunDir, best_k: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunOutcome:
+    """The ablation's outcome measures of one finished run (one row of results.parquet)."""
+
+    final_acc: float  # mean accuracy of the training problems at the last evaluation
+    final_best_at_k: float  # mean best@k (pass@k) there
+    heldout_acc: float  # mean accuracy of the held-out problems there (NaN without any)
+    n_solved: int  # training problems with accuracy >= 0.5 there
+    auc_reward: float  # mean training reward over all steps
+    final_avg_degree: float  # <k> of the final web (tau 0.5)
+    final_n_components: int  # its islands
+    fire_step: int  # first step the trigger fired (-1: never)
+    heat_step: int  # first heating step (-1: none)
+    n_heat_problems: int  # problems heated
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_metrics(run: RunDir, best_k: int) -> RunOutcome:
     """The ablation's outcome measures of one finished run."""
     from conceptweb.analysis.dynamics import pass_at_k
     from conceptweb.analysis.topology import concept_web, web_topology
@@ -151,29 +172,28 @@ def run_metrics(run: RunDir, best_k: int) -> dict[str, Any]:
     metrics = run.read_metrics()
     ev = run.read_eval()
     last = ev[ev["step"] == ev["step"].max()]
-    train = last[last["split"] == "train"]
-    held = last[last["split"] == "heldout"]
+    train = last[last["split"] == SPLIT_TRAIN]
+    held = last[last["split"] == SPLIT_HELDOUT]
     ck = run.load_checkpoint()
     web = concept_web(ck.logits, ck.neighbors, tau=0.5, temperature=ck.temperature)
     topo = web_topology(web)
     heat_rows = metrics[metrics["n_heat_problems"] > 0]
+    fire = f"{DETECTOR_PREFIX}fire"
     fired = (
-        metrics[metrics["det_fire"].fillna(False).astype(bool)]
-        if "det_fire" in metrics
-        else metrics.iloc[:0]
+        metrics[metrics[fire].fillna(False).astype(bool)] if fire in metrics else metrics.iloc[:0]
     )
-    return {
-        "final_acc": float(train["accuracy"].mean()),
-        "final_best_at_k": float(pass_at_k(train["G"], train["n_correct"], best_k).mean()),
-        "heldout_acc": float(held["accuracy"].mean()) if len(held) else math.nan,
-        "n_solved": int((train["accuracy"] >= 0.5).sum()),
-        "auc_reward": float(metrics["reward_mean"].mean()),
-        "final_avg_degree": float(topo.avg_degree),
-        "final_n_components": int(topo.n_components),
-        "fire_step": int(fired["step"].min()) if len(fired) else -1,
-        "heat_step": int(heat_rows["step"].min()) if len(heat_rows) else -1,
-        "n_heat_problems": int(heat_rows["n_heat_problems"].iloc[0]) if len(heat_rows) else 0,
-    }
+    return RunOutcome(
+        final_acc=float(train["accuracy"].mean()),
+        final_best_at_k=float(pass_at_k(train["G"], train["n_correct"], best_k).mean()),
+        heldout_acc=float(held["accuracy"].mean()) if len(held) else math.nan,
+        n_solved=int((train["accuracy"] >= 0.5).sum()),
+        auc_reward=float(metrics["reward_mean"].mean()),
+        final_avg_degree=float(topo.avg_degree),
+        final_n_components=int(topo.n_components),
+        fire_step=int(fired["step"].min()) if len(fired) else -1,
+        heat_step=int(heat_rows["step"].min()) if len(heat_rows) else -1,
+        n_heat_problems=int(heat_rows["n_heat_problems"].iloc[0]) if len(heat_rows) else 0,
+    )
 
 
 def _job(args: tuple[dict[str, Any], str, int]) -> dict[str, Any]:
@@ -183,7 +203,7 @@ def _job(args: tuple[dict[str, Any], str, int]) -> dict[str, Any]:
     path = Path(out)
     resume = (path / "run.json").is_file()
     run = train_run(None if resume else cfg, path, resume=resume)
-    return run_metrics(run, best_k)
+    return run_metrics(run, best_k).to_dict()
 
 
 class Ablation:
