@@ -2,8 +2,8 @@
 
 An estimator says how the rewards of a batch of walks become (1) one advantage per walk, (2) one
 loss weight per walk (every token of a walk carries it), and (3) the PPO clip range. The update
-step (`grpo.grpo_update`) does the rest: ratios, clipping, KL and entropy terms, Adam. The config key `grpo.estimator` selects one
-from `ESTIMATORS`; adding one is one registered class:
+step (`grpo.grpo_update`) does the rest: ratios, clipping, KL and entropy terms, Adam. The
+config key `grpo.estimator` selects one from `ESTIMATORS`; adding one is one registered class:
 
     @ESTIMATORS.register("mine")
     class Mine(GRPOEstimator):

@@ -232,10 +232,14 @@ class Trainer:
         self.recorder: Recorder
 
     def _choose_engine(self) -> RolloutEngine:
-        """The configured engine; a resumed 'auto' run keeps the engine it started with."""
+        """The configured engine; a resumed 'auto' run keeps the engine it started with.
+
+        Runs written before run.json recorded the engine (run format 1) used numpy.
+        """
         name = self.cfg.model.engine
         if name == AUTO and self.run_dir is not None and self.run_dir.meta_path.exists():
-            name = self.run_dir.read_meta().get("engine", name)
+            meta = self.run_dir.read_meta()
+            name = meta.get("engine", "numpy" if meta.get("format_version") == 1 else name)
         return get_engine(name)
 
     # -- set-up ---------------------------------------------------------------------------------
