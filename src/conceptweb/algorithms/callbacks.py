@@ -13,17 +13,17 @@ A callback has one job and the loop calls every callback of its list in order (a
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from conceptweb.algorithms.heating import HeatStep
 from conceptweb.algorithms.world import evaluate
+from conceptweb.rundir import RunDir
+from conceptweb.runformat import TrainResult
 
-if TYPE_CHECKING:
-    from conceptweb.algorithms.heating import HeatStep
-    from conceptweb.algorithms.trainer import Trainer
-    from conceptweb.rundir import RunDir
-    from conceptweb.runformat import TrainResult
+# a conceptweb.algorithms.trainer.Trainer; not imported, because the trainer imports this module
+Trainer = Any
 
 
 class Callback:

@@ -13,29 +13,39 @@ config key `grpo.estimator` selects one from `ESTIMATORS`; adding one is one reg
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from conceptweb.model.rollouts import Rollouts
 from conceptweb.registry import Registry
 
-if TYPE_CHECKING:
-    from conceptweb.config import GRPOConfig
+
+class GRPOSettings(Protocol):
+    """The `grpo` config values the update reads (`conceptweb.config.GRPOConfig` has them; it is
+    not imported here because the config reads this module's registry for its choices)."""
+
+    estimator: str
+    epochs: int
+    clip_eps: float
+    kl_coef: float
+    adv_eps: float
+    length_norm: bool
+    entropy_coef: float
 
 
 class Estimator(Protocol):
     """Rewards -> advantages and token weights of the policy-gradient loss."""
 
-    def advantages(self, rollouts: Rollouts, cfg: GRPOConfig) -> np.ndarray:
+    def advantages(self, rollouts: Rollouts, cfg: GRPOSettings) -> np.ndarray:
         """One advantage per walk, shape (M,)."""
         ...
 
-    def walk_weights(self, rollouts: Rollouts, cfg: GRPOConfig) -> np.ndarray:
+    def walk_weights(self, rollouts: Rollouts, cfg: GRPOSettings) -> np.ndarray:
         """The loss weight of each token of each walk, shape (M,)."""
         ...
 
-    def clip_range(self, cfg: GRPOConfig) -> tuple[float, float]:
+    def clip_range(self, cfg: GRPOSettings) -> tuple[float, float]:
         """(low, high) bounds of the probability ratio when clipping applies."""
         ...
 
@@ -63,17 +73,17 @@ class GRPOEstimator:
     counts equally; without it every token of the batch weighs 1 / (number of tokens).
     """
 
-    def advantages(self, rollouts: Rollouts, cfg: GRPOConfig) -> np.ndarray:
+    def advantages(self, rollouts: Rollouts, cfg: GRPOSettings) -> np.ndarray:
         return group_advantages(rollouts.rewards, rollouts.G, cfg.adv_eps)
 
-    def walk_weights(self, rollouts: Rollouts, cfg: GRPOConfig) -> np.ndarray:
+    def walk_weights(self, rollouts: Rollouts, cfg: GRPOSettings) -> np.ndarray:
         M = rollouts.lengths.size
         if cfg.length_norm:
             return 1.0 / (M * rollouts.lengths.astype(np.float64))
         n_tokens = rollouts.tokens()[0].size
         return np.full(M, 1.0 / max(n_tokens, 1))
 
-    def clip_range(self, cfg: GRPOConfig) -> tuple[float, float]:
+    def clip_range(self, cfg: GRPOSettings) -> tuple[float, float]:
         return 1 - cfg.clip_eps, 1 + cfg.clip_eps
 
 

@@ -7,19 +7,19 @@ scatter-add is the engine's (`conceptweb.model.engines`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-from conceptweb.algorithms.estimators import Estimator, group_advantages, make_estimator
+from conceptweb.algorithms.estimators import (
+    Estimator,
+    GRPOSettings,
+    group_advantages,
+    make_estimator,
+)
 from conceptweb.algorithms.grads import entropy_grad, kl_grad
 from conceptweb.algorithms.optim import Adam
 from conceptweb.model.engines import RolloutEngine, get_engine
 from conceptweb.model.policy import log_softmax, softmax
 from conceptweb.model.rollouts import Rollouts
-
-if TYPE_CHECKING:
-    from conceptweb.config import GRPOConfig
 
 __all__ = ["group_advantages", "grpo_loss_and_grad", "grpo_update"]
 
@@ -29,7 +29,7 @@ def grpo_loss_and_grad(
     temperature: float,
     rollouts: Rollouts,
     advantages: np.ndarray,
-    cfg: GRPOConfig,
+    cfg: GRPOSettings,
     old_token_logp: np.ndarray | None = None,
     ref_log_probs: np.ndarray | None = None,
     entropy_coef: float = 0.0,
@@ -112,7 +112,7 @@ def _regularised(
     node: np.ndarray,
     w: np.ndarray,
     ref_log_probs: np.ndarray | None,
-    cfg: GRPOConfig,
+    cfg: GRPOSettings,
     entropy_coef: float,
     stats: dict[str, float],
 ) -> tuple[float, np.ndarray]:
@@ -139,7 +139,7 @@ def grpo_update(
     logits: np.ndarray,
     temperature: float,
     rollouts: Rollouts,
-    cfg: GRPOConfig,
+    cfg: GRPOSettings,
     optimizer: Adam,
     ref_log_probs: np.ndarray | None = None,
     entropy_coef: float = 0.0,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -29,8 +29,8 @@ from conceptweb.model.policy import softmax
 from conceptweb.model.rollouts import Rollouts
 from conceptweb.registry import Registry
 
-if TYPE_CHECKING:
-    from conceptweb.config import RunConfig
+# a conceptweb.config.RunConfig; not imported, because the config reads this module's registry
+RunConfig = Any
 
 RECENT_STEPS_FOR_SELECTION = 5
 PAPER_HEATING = "sft"  # the paper's heating operator (the default)
