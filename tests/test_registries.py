@@ -105,3 +105,12 @@ def test_callbacks_see_begin_steps_heating_and_end_in_order():
     assert kinds == ["begin", "step", "heat", *["step"] * 5, "end"]
     assert log.events[2][1] == 2 and log.events[2][2] > 0
     assert log.events[-1] == ("end", "finished", 6)
+
+
+@pytest.mark.parametrize("name", ["conceptweb.registry", "conceptweb.algorithms.trainer"])
+def test_docstring_examples_of_the_core_run(name):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
