@@ -36,6 +36,7 @@ from conceptweb.analysis.dynamics import (
 )
 from conceptweb.analysis.forgetting import SFTForgetting, sft_forgetting, sft_steps_of
 from conceptweb.analysis.results import Result, optional
+from conceptweb.analysis.reasoning import extracted_web, has_graph
 from conceptweb.analysis.topology import (
     DEFAULT_ANALYSIS_G,
     DEFAULT_TAU,
@@ -560,6 +561,8 @@ class RunAnalysis:
     forgetting: SFTForgetting | None = field(repr=False)
     summary: dict[str, Any] = field(repr=False)
     tau: float = DEFAULT_TAU
+    # LLM runs with a concept graph: (topology with reasoning-graph columns, <k> sensitivity)
+    graph: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, repr=False)
 
     def snapshot_steps(self) -> dict[str, int]:
         """Checkpoint steps of three web snapshots: islands (most components), the maximally
@@ -615,7 +618,12 @@ def analyze(
     fr = compute_frustration(acc, event_window, frustration_window, notes)
     if on_progress is not None:
         on_progress("dynamics", 1, 1)
-    topo = _topology(rec, tau, G, seed, with_topology, on_progress, notes)
+    graph = None  # LLM runs: the web extracted from text (conceptweb llm graph)
+    if with_topology and not rec.checkpoint_steps and has_graph(rec.run):
+        graph = extracted_web(rec.run, tau, seed=seed)
+        topo = graph[0][TOPOLOGY_COLUMNS]
+    else:
+        topo = _topology(rec, tau, G, seed, with_topology, on_progress, notes)
     if acc.shape[0] >= 2:
         trans = transition_fits(acc.index.to_numpy(), acc.to_numpy(), list(acc.columns))
     else:
@@ -637,7 +645,8 @@ def analyze(
         web_rollouts_per_problem=int(G),
         seed=int(seed),
     )
-    summary = compute_summary(rec, acc, topo, two, v, fr, trans, forg, notes, params)
+    summary = compute_summary(rec, acc, topo, two, v, fr, trans, forg, notes, params).to_dict()
+    summary["reasoning_graph"] = to_jsonable(graph[2]) if graph is not None else None
     return RunAnalysis(
         rec.run,
         rec.kind,
@@ -650,8 +659,9 @@ def analyze(
         fr,
         trans,
         forg,
-        summary.to_dict(),
+        summary,
         float(tau),
+        (graph[0], graph[1]) if graph is not None else None,
     )
 
 
@@ -674,6 +684,11 @@ def _topology(
         return topology_over_training(rec.run, tau, G=G, seed=seed, on_progress=topo_progress)
     if rec.checkpoint_steps:
         notes["web"] = "web topology not requested"
+    elif rec.kind == "llm":
+        notes["web"] = (
+            "no checkpoints with a policy's logits and no concept graph: build one with "
+            "`conceptweb llm graph RUN` (from completions recorded with record_completions)"
+        )
     else:
         notes["web"] = f"no checkpoints (run kind {rec.kind!r}): the web needs a policy's logits"
     return pd.DataFrame(columns=TOPOLOGY_COLUMNS)
