@@ -320,7 +320,7 @@ def plot_topology_over_training(
 
 def plot_degree_sensitivity(sens: pd.DataFrame, out: str | Path, tau: float) -> Path:
     """<k> of an extracted web against tau, one line per number of concepts, bootstrap bands."""
-    fig = Figure(figsize=(6.4, 4.0))
+    fig = new_figure(6.4, 4.0)
     ax = fig.add_subplot()
     colors = [C_MAIN, C_FIT, C_ALT, C_GOOD, C_RAW]
     for i, (K, g) in enumerate(sens.groupby("n_concepts")):
@@ -341,12 +341,12 @@ def plot_degree_sensitivity(sens: pd.DataFrame, out: str | Path, tau: float) -> 
         "Sensitivity of <k> at the last checkpoint (95% bootstrap over completions)", fontsize=9
     )
     ax.legend(fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_reasoning_graph(topology: pd.DataFrame, out: str | Path) -> Path:
     """Cycles, diameter, small-world index and in-tree structure of an extracted web per checkpoint."""
-    fig = Figure(figsize=(6.4, 5.6))
+    fig = new_figure(6.4, 5.6)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     t = topology["step"].to_numpy(dtype=float)
     for col, label, c in (
@@ -368,7 +368,7 @@ def plot_reasoning_graph(topology: pd.DataFrame, out: str | Path) -> Path:
     ax2.set_ylabel("fraction")
     ax2.set_xlabel("checkpoint step")
     ax2.legend(fontsize=8)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 # -- per-problem and SFT -------------------------------------------------------------------------

@@ -234,6 +234,7 @@ def _reasoning_rows(rg: dict[str, Any]) -> list[list[str]]:
         ["⟨k⟩ against concepts and tau (95% bootstrap)", ks or "n/a", NO_TEST],
     ]
 
+
 def write_run_report(
     run: RunDir | str | Path,
     summary: dict[str, Any],
