@@ -35,8 +35,8 @@ from conceptweb.analysis.dynamics import (
     transition_fits,
 )
 from conceptweb.analysis.forgetting import SFTForgetting, sft_forgetting, sft_steps_of
-from conceptweb.analysis.results import Result, optional
 from conceptweb.analysis.reasoning import extracted_web, has_graph
+from conceptweb.analysis.results import Result, optional
 from conceptweb.analysis.topology import (
     DEFAULT_ANALYSIS_G,
     DEFAULT_TAU,
