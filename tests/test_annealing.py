@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conceptweb.algorithms.heating import select_hard_problems
+from conceptweb.algorithms.callbacks import Callback, default_callbacks
+from conceptweb.algorithms.heating import HEATING_OPERATORS, select_hard_problems
 from conceptweb.algorithms.trainer import Trainer, TrainHistory
 from conceptweb.analysis.detector import FrustrationDetector, forgetting_counts
 from conceptweb.config import config_to_dict
@@ -99,7 +100,23 @@ def test_select_hard_problems():
     assert select_hard_problems(recent, 0.1).tolist() == [0, 2]
 
 
-def _trainer_at(tmp_path, operator, at=8, steps=25, **sets):
+class WatchHeating(Callback):
+    """Collects the nodes whose logits heating may touch: what each heating step trained on."""
+
+    def __init__(self) -> None:
+        self.visited: set[int] = set()
+        self.problems: list[np.ndarray] = []
+
+    def on_heat_step(self, trainer, heat) -> None:
+        self.problems.append(heat.problems.copy())
+        if heat.used_walks is not None:
+            w = heat.used_walks
+            self.visited.update(w.nodes[w.nodes >= 0].tolist())
+        if heat.used_batch is not None:
+            self.visited.update(heat.used_batch.nodes.tolist())
+
+
+def _trainer_at(tmp_path, operator, watch=None, at=8, steps=25, **sets):
     cfg = small_config(
         steps=steps,
         **{
@@ -112,57 +129,34 @@ def _trainer_at(tmp_path, operator, at=8, steps=25, **sets):
         },
     )
     run = RunDir.create(tmp_path / operator, config_to_dict(cfg))
-    t = Trainer(cfg, run, trigger=make_trigger(cfg))
+    extra = [watch] if watch is not None else []
+    t = Trainer(cfg, run, trigger=make_trigger(cfg), callbacks=[*default_callbacks(run), *extra])
     t.start()
     t.run(stop_after=at)
     return t
 
 
-@pytest.mark.parametrize(
-    "operator", ["sft", "sft_own", "temperature", "reset", "entropy", "rl_hard"]
-)
+@pytest.mark.parametrize("operator", HEATING_OPERATORS.names())
 def test_heating_touches_only_the_selected_problems(tmp_path, operator):
-    t = _trainer_at(tmp_path, operator)
-    selected = t.heat_problems.copy()
+    watch = WatchHeating()
+    t = _trainer_at(tmp_path, operator, watch)
+    selected = t.state.heat.problems.copy()
     assert selected.size > 0
-    assert t.heat_start == 9 and t.heat_until == 16
-    before = t.logits.copy()
-    # nodes the selected problems could have touched: their reference paths, and every node
-    # their walks can reach (the rollouts), which we collect by replaying the heating steps
-    visited: set[int] = set()
-    for path in t._shortest_paths(selected):
-        visited |= set(path.tolist())
-    for q in selected:
-        visited |= set(t.own_paths[q][t.own_paths[q] >= 0].tolist())
-    from conceptweb.algorithms import trainer as trainer_mod
-
-    real_select = trainer_mod.select_rollouts
-
-    def spy(ro, problems):
-        sub = real_select(ro, problems)
-        if np.array_equal(np.asarray(problems), selected):
-            visited.update(sub.nodes[sub.nodes >= 0].tolist())
-        return sub
-
-    real_batch = t._sft_batch
-
-    def batch_spy(problems, own):
-        assert set(np.asarray(problems).tolist()) <= set(selected.tolist())
-        b = real_batch(problems, own)
-        visited.update(b.nodes.tolist())
-        return b
-
-    t._sft_batch = batch_spy
-    trainer_mod.select_rollouts = spy
-    try:
-        t.run(stop_after=8)
-    finally:
-        trainer_mod.select_rollouts = real_select
-    changed = np.flatnonzero(np.any(t.logits != before, axis=1))
+    assert (t.state.heat.first, t.state.heat.last) == (9, 16)
+    before = t.state.logits.copy()
+    # nodes the selected problems could have touched: their reference paths (the reset acts
+    # on those when heating starts), and what each heating step trained on (the watch)
+    for path in t.world.shortest_paths(selected):
+        watch.visited |= set(path.tolist())
+    t.run(stop_after=8)
+    assert len(watch.problems) == 8  # one heating update per heating step
+    assert all(np.array_equal(p, selected) for p in watch.problems)
+    assert watch.visited
+    changed = np.flatnonzero(np.any(t.state.logits != before, axis=1))
     assert changed.size > 0
-    assert set(changed.tolist()) <= visited
-    unselected_only = set(range(t.logits.shape[0])) - visited
-    assert np.array_equal(t.logits[list(unselected_only)], before[list(unselected_only)])
+    assert set(changed.tolist()) <= watch.visited
+    untouched = sorted(set(range(t.state.logits.shape[0])) - watch.visited)
+    assert np.array_equal(t.state.logits[untouched], before[untouched])
 
 
 def test_annealed_run_records_show_the_heating(tmp_path):
@@ -206,9 +200,7 @@ def test_auto_annealing_fires_at_most_once_and_resumes_exactly(tmp_path):
     t.start()
     t.run(stop_after=int(m.loc[fired, "step"].iloc[0]) + 3)  # stop in the middle of the heating
     resumed = train_run(None, tmp_path / "cut", resume=True)
-    np.testing.assert_array_equal(
-        full.load_checkpoint()["logits"], resumed.load_checkpoint()["logits"]
-    )
+    np.testing.assert_array_equal(full.load_checkpoint().logits, resumed.load_checkpoint().logits)
 
 
 def test_detector_on_a_recorded_run(tmp_path):

@@ -45,7 +45,7 @@ def _reward_curves(engine: str, seeds: range, steps: int, every: int) -> np.ndar
         t = Trainer(cfg, None)
         t.start()
         t.run()
-        r = np.array([m["reward_mean"] for m in t._metrics])
+        r = np.array([m["reward_mean"] for m in t.recorder.metrics])
         curves.append(r.reshape(-1, every).mean(axis=1))
     return np.array(curves)
 

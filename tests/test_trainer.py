@@ -32,9 +32,9 @@ def test_same_config_and_seed_give_identical_records(tmp_path, engine):
     pd.testing.assert_frame_equal(ma, mb)
     pd.testing.assert_frame_equal(a.read_problems(), b.read_problems())
     pd.testing.assert_frame_equal(a.read_eval(), b.read_eval())
-    np.testing.assert_array_equal(a.load_checkpoint()["logits"], b.load_checkpoint()["logits"])
+    np.testing.assert_array_equal(a.load_checkpoint().logits, b.load_checkpoint().logits)
     c = _train(small_config(seed=1, **{"model.engine": engine.name}), tmp_path / "c")
-    assert not np.array_equal(a.load_checkpoint()["logits"], c.load_checkpoint()["logits"])
+    assert not np.array_equal(a.load_checkpoint().logits, c.load_checkpoint().logits)
 
 
 def test_run_directory_contract(tmp_path, small_cfg):
@@ -63,9 +63,11 @@ def test_run_directory_contract(tmp_path, small_cfg):
     assert sorted(e["step"].unique()) == [0, 10, 20, 30, 40]
     assert run.checkpoint_steps() == [0, 10, 20, 30, 40]
     ck = run.load_checkpoint(20)
-    for key in ("logits", "neighbors", "sources", "targets", "rl_adam_m", "rl_adam_v", "rng_state"):
-        assert key in ck
-    assert ck["logits"].shape == (60, 4) and ck["neighbors"].shape == (60, 4)
+    assert ck.step == 20 and (ck.N, ck.K, ck.L) == (60, 4, 30)
+    assert ck.logits.shape == (60, 4) and ck.neighbors.shape == (60, 4)
+    assert ck.trainer is not None and ck.trainer.rl_adam.m.shape == (60, 4)
+    with np.load(run.checkpoint_path(20)) as raw:  # sizes are stored, not inferred
+        assert int(raw["L"]) == 30 and int(raw["schema_version"]) == 2
     assert run.read_meta()["status"] == "finished"
     assert not [f for f in run.path.rglob("*.tmp")]  # no temp files left behind
 
@@ -86,9 +88,7 @@ def test_resume_after_interruption_is_bit_for_bit(tmp_path, engine):
     t.run(stop_after=23)
     t.flush()  # records beyond the last checkpoint exist on disk and must be discarded
     resumed = train_run(None, tmp_path / "cut", resume=True)
-    np.testing.assert_array_equal(
-        full.load_checkpoint()["logits"], resumed.load_checkpoint()["logits"]
-    )
+    np.testing.assert_array_equal(full.load_checkpoint().logits, resumed.load_checkpoint().logits)
     pd.testing.assert_frame_equal(
         full.read_metrics().drop(columns="time_s"), resumed.read_metrics().drop(columns="time_s")
     )
@@ -120,9 +120,7 @@ def test_resume_after_sigkill(tmp_path):
     killed_at = RunDir(out).checkpoint_steps()[-1]
     assert killed_at < 400, "the run finished before it could be killed"
     resumed = train_run(None, out, resume=True)
-    np.testing.assert_array_equal(
-        full.load_checkpoint()["logits"], resumed.load_checkpoint()["logits"]
-    )
+    np.testing.assert_array_equal(full.load_checkpoint().logits, resumed.load_checkpoint().logits)
     pd.testing.assert_frame_equal(
         full.read_metrics().drop(columns="time_s"), resumed.read_metrics().drop(columns="time_s")
     )
@@ -133,7 +131,7 @@ def test_resume_can_extend_a_finished_run(tmp_path, small_cfg):
     _train(small_cfg, tmp_path / "short")
     extended = train_run(None, tmp_path / "short", resume=True, steps=60)
     np.testing.assert_array_equal(
-        longer.load_checkpoint()["logits"], extended.load_checkpoint()["logits"]
+        longer.load_checkpoint().logits, extended.load_checkpoint().logits
     )
 
 
@@ -151,9 +149,9 @@ def test_sft_on_new_problems_records_old_and_new(tmp_path):
     new = p[p["split"] == "new"].pivot(index="step", columns="problem", values="accuracy")
     assert new.iloc[-1].mean() > new.iloc[0].mean()  # SFT taught the new problems
     ck = run.load_checkpoint(0)
-    np.testing.assert_array_equal(ck["logits"], base.load_checkpoint()["logits"])
-    np.testing.assert_array_equal(ck["sources"], base.load_checkpoint()["sources"])
-    assert len(ck["new_sources"]) == 4
+    np.testing.assert_array_equal(ck.logits, base.load_checkpoint().logits)
+    np.testing.assert_array_equal(ck.sources, base.load_checkpoint().sources)
+    assert len(ck.new_sources) == 4
 
 
 @pytest.mark.slow

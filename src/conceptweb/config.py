@@ -12,7 +12,18 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from conceptweb.algorithms.estimators import ESTIMATORS
+from conceptweb.algorithms.heating import HEATING_OPERATORS, PAPER_HEATING, heating_help
 from conceptweb.errors import ConceptwebError
+from conceptweb.model.engines import AUTO, engine_names
+from conceptweb.registry import Registry
+
+
+def _registered(registry: Registry[Any], value: str) -> str:
+    """A config choice that must be a registry's key (the registry is the list of choices)."""
+    if value not in registry:
+        raise ValueError(f"unknown {registry.what} {value!r}; known: {', '.join(registry)}")
+    return value
 
 
 class _Strict(BaseModel):
@@ -55,11 +66,21 @@ class ModelConfig(_Strict):
     graph_seed: int | None = Field(
         None, description="seed of the graph and problems; None: derived from the run seed"
     )
-    engine: Literal["auto", "numpy", "numba"] = Field(
-        "auto",
-        description="rollout engine: numba (compiled) or numpy (the reference); "
-        "auto: numba when installed",
+    engine: str = Field(
+        AUTO,
+        description="rollout engine: "
+        + ", ".join(engine_names())
+        + " (numba compiled, numpy the reference; auto: numba when installed)",
     )
+
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, value: str) -> str:
+        if value not in engine_names():
+            raise ValueError(
+                f"unknown rollout engine {value!r}; known: {', '.join(engine_names())}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _graph_is_possible(self) -> ModelConfig:
@@ -120,6 +141,16 @@ class GRPOConfig(_Strict):
     beta1: float = Field(0.9, ge=0, lt=1)
     beta2: float = Field(0.999, ge=0, lt=1)
     adam_eps: float = Field(1e-8, gt=0)
+    estimator: str = Field(
+        "grpo",
+        description="advantage and loss estimator of the policy-gradient update: "
+        + ", ".join(ESTIMATORS),
+    )
+
+    @field_validator("estimator")
+    @classmethod
+    def _known_estimator(cls, value: str) -> str:
+        return _registered(ESTIMATORS, value)
 
 
 class SFTConfig(_Strict):
@@ -197,12 +228,8 @@ class DetectorConfig(_Strict):
 class HeatConfig(_Strict):
     """What heating does and to whom."""
 
-    operator: Literal["sft", "sft_own", "temperature", "reset", "entropy", "rl_hard"] = Field(
-        "sft",
-        description="sft: SFT on shortest paths; sft_own: SFT on the policy's own earlier successes; "
-        "temperature: GRPO at a raised temperature; reset: shrink the logits of frustrated nodes, then "
-        "GRPO; entropy: GRPO with an entropy bonus; rl_hard: plain GRPO (the control). All act only on "
-        "the selected problems.",
+    operator: str = Field(
+        PAPER_HEATING, description=heating_help() + ". All act only on the selected problems."
     )
     steps: int = Field(20, ge=1, description="heating steps (counted in the step budget)")
     threshold: float = Field(0.1, ge=0, le=1, description="heat problems with accuracy below this")
@@ -216,6 +243,11 @@ class HeatConfig(_Strict):
         20, ge=1, description="how many most-frustrated nodes to reset ('reset')"
     )
     entropy_coef: float = Field(0.05, gt=0, description="entropy bonus during heating ('entropy')")
+
+    @field_validator("operator")
+    @classmethod
+    def _known_operator(cls, value: str) -> str:
+        return _registered(HEATING_OPERATORS, value)
 
 
 class AnnealConfig(_Strict):
@@ -412,15 +444,16 @@ def resolve_config(
     config_file: str | Path | None = None,
     sets: list[str] | None = None,
     extra: dict[str, Any] | None = None,
+    base: dict[str, Any] | None = None,
 ) -> RunConfig:
-    """Defaults <- preset <- config file <- `extra` <- --set overrides, then validate."""
-    data: dict[str, Any] = {}
+    """Defaults (or `base`) <- preset <- config file <- `extra` <- --set overrides, validated."""
+    data: dict[str, Any] = dict(base or {})
     file_data = load_config_file(config_file) if config_file is not None else {}
     base_preset = preset or file_data.get("preset")
     if base_preset is not None:
         if not isinstance(base_preset, str):
             raise ConceptwebError(f"preset must be a name, got {base_preset!r}")
-        data = preset_overrides(base_preset)
+        data = deep_merge(data, preset_overrides(base_preset))
     data = deep_merge(data, file_data)
     if preset is not None:
         data["preset"] = preset
@@ -434,3 +467,21 @@ def resolve_config(
 def config_to_dict(config: RunConfig) -> dict[str, Any]:
     """The fully resolved config as plain JSON-able data."""
     return config.model_dump(mode="json")
+
+
+def config_changes(
+    saved: RunConfig, given: RunConfig, ignore: tuple[str, ...] = ("preset", "steps")
+) -> list[str]:
+    """'key (saved -> given)' for every value that differs, by dotted key, in field order."""
+
+    def leaves(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(leaves(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    a, b = leaves(config_to_dict(saved)), leaves(config_to_dict(given))
+    return [f"{k} ({a[k]!r} -> {b[k]!r})" for k in a if k not in ignore and a[k] != b.get(k)]

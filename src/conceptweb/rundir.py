@@ -6,7 +6,11 @@ import io
 import json
 import os
 import re
+import socket
 import tempfile
+import time
+import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,9 +23,14 @@ import pyarrow.parquet as pq
 
 from conceptweb.errors import ConceptwebError
 from conceptweb.jsonable import json_default
+from conceptweb.runformat import (
+    FORMAT,
+    FORMAT_VERSION,
+    READABLE_VERSIONS,
+    STATUS_RUNNING,
+    Checkpoint,
+)
 
-FORMAT = "conceptweb-run"
-FORMAT_VERSION = 1
 _CKPT_RE = re.compile(r"^step_(\d{6,})\.npz$")
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -120,13 +129,7 @@ class RunDir:
     def create(cls, path: str | Path, config: dict[str, Any], kind: str = "conet") -> RunDir:
         """Start a new run directory; refuses to touch a non-empty existing directory."""
         path = Path(path)
-        if path.exists() and not path.is_dir():
-            raise ConceptwebError(f"{path} exists and is not a directory")
-        if path.is_dir() and any(path.iterdir()):
-            raise ConceptwebError(
-                f"{path} already exists and is not empty; use --resume to continue it, "
-                "or choose another --out"
-            )
+        cls.check_new(path)
         run = cls(path)
         path.mkdir(parents=True, exist_ok=True)
         atomic_write_json(run.config_path, config)
@@ -137,12 +140,23 @@ class RunDir:
                 "format": FORMAT,
                 "format_version": FORMAT_VERSION,
                 "kind": kind,
-                "status": "running",
+                "status": STATUS_RUNNING,
                 "last_step": 0,
                 "conceptweb_version": __version__,
             }
         )
         return run
+
+    @staticmethod
+    def check_new(path: Path) -> None:
+        """Refuse a path that is a file or a non-empty directory (its writer's lock aside)."""
+        if path.exists() and not path.is_dir():
+            raise ConceptwebError(f"{path} exists and is not a directory")
+        if path.is_dir() and any(p.name != ".lock" for p in path.iterdir()):
+            raise ConceptwebError(
+                f"{path} already exists and is not empty; use --resume to continue it, "
+                "or choose another --out"
+            )
 
     @classmethod
     def open(cls, path: str | Path) -> RunDir:
@@ -159,10 +173,11 @@ class RunDir:
         if meta.get("format") != FORMAT:
             raise ConceptwebError(f"{path} is not a conceptweb run directory (unknown format)")
         version = meta.get("format_version")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
+            readable = ", ".join(map(str, READABLE_VERSIONS))
             raise ConceptwebError(
-                f"{path} was written in run format {version}; this conceptweb reads format "
-                f"{FORMAT_VERSION}. Re-run it with this version."
+                f"{path} was written in run format {version}; this conceptweb reads formats "
+                f"{readable}. Re-run it with this version."
             )
         return run
 
@@ -229,13 +244,18 @@ class RunDir:
                 steps.append(int(m.group(1)))
         return sorted(steps)
 
-    def save_checkpoint(self, step: int, arrays: dict[str, np.ndarray]) -> Path:
+    def save_checkpoint(self, step: int, checkpoint: Checkpoint | dict[str, np.ndarray]) -> Path:
+        """Write checkpoint `step` in the current schema (arrays are validated against it)."""
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = Checkpoint.from_arrays(
+                {"step": np.array(step), **checkpoint}, f"for step {step}", self.config_L()
+            )
         path = self.checkpoint_path(step)
-        atomic_savez(path, arrays)
+        atomic_savez(path, checkpoint.to_arrays())
         return path
 
-    def load_checkpoint(self, step: int | None = None) -> dict[str, np.ndarray]:
-        """Load checkpoint `step` (the latest if None) into a dict of arrays."""
+    def load_checkpoint(self, step: int | None = None) -> Checkpoint:
+        """Load checkpoint `step` (the latest if None), in any readable schema."""
         steps = self.checkpoint_steps()
         if not steps:
             raise ConceptwebError(f"{self.path} has no checkpoints")
@@ -244,13 +264,75 @@ class RunDir:
         elif step not in steps:
             near = min(steps, key=lambda s: abs(s - step))
             raise ConceptwebError(f"{self.path} has no checkpoint at step {step} (nearest: {near})")
+        path = self.checkpoint_path(step)
         try:
-            with np.load(self.checkpoint_path(step), allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        except (OSError, ValueError) as exc:
-            raise ConceptwebError(
-                f"cannot read checkpoint {self.checkpoint_path(step)}: {exc}"
-            ) from None
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+            raise ConceptwebError(f"cannot read checkpoint {path}: {exc}") from None
+        arrays.setdefault("step", np.array(step))
+        return Checkpoint.from_arrays(arrays, str(path), self.config_L())
+
+    def load_latest_readable_checkpoint(self) -> tuple[Checkpoint, list[int]]:
+        """The newest checkpoint that can be read, and the steps of newer ones that cannot.
+
+        A run killed while the disk failed, or a file damaged later, leaves a checkpoint that
+        cannot be read; resuming from the one before it loses only the steps since.
+        """
+        skipped: list[int] = []
+        error = ""
+        for step in reversed(self.checkpoint_steps()):
+            try:
+                return self.load_checkpoint(step), skipped
+            except ConceptwebError as exc:
+                skipped.append(step)
+                error = str(exc)
+        if skipped:
+            raise ConceptwebError(f"{self.path}: no checkpoint can be read ({error})")
+        raise ConceptwebError(f"{self.path} has no checkpoints")
+
+    # -- the writer's lock ----------------------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.path / ".lock"
+
+    @contextmanager
+    def writing(self, command: str = "") -> Iterator[None]:
+        """Hold an exclusive lock on the directory while this process writes it.
+
+        A second writer gets a one-line error naming the process that holds the lock. The lock
+        is an OS file lock (released when the process dies, even by SIGKILL); the file keeps
+        who took it last, for the message.
+        """
+        import fcntl
+
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+                raise ConceptwebError(
+                    f"{self.path} is being written by {holder}; wait for it to finish or stop it"
+                ) from None
+            since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime())
+            who = f"process {os.getpid()} on {socket.gethostname()} since {since}"
+            if command:
+                who += f" ({command})"
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, who.encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def config_L(self) -> int | None:
+        """The run's maximum walk length from config.json (None if it states none)."""
+        try:
+            L = self.read_config().get("model", {}).get("L")
+        except ConceptwebError:
+            return None
+        return int(L) if isinstance(L, int) and L > 0 else None
 
     # -- summary ------------------------------------------------------------------------------
     def write_summary(self, summary: dict[str, Any]) -> None:

@@ -145,8 +145,8 @@ def test_topology_over_training_matches_each_checkpoint(base_run):
     assert df.loc[0, "n_edges"] == 0  # the uniform initial policy has no edge with pi >= 0.5
     for step in (10, df["step"].iloc[-1]):
         ck = base_run.load_checkpoint(step)
-        web = concept_web(ck["logits"], ck["neighbors"], 0.5, float(ck["temperature"]))
-        t = web_topology(web, ck["sources"], ck["targets"])
+        web = concept_web(ck.logits, ck.neighbors, 0.5, ck.temperature)
+        t = web_topology(web, ck.sources, ck.targets)
         row = df[df["step"] == step].iloc[0]
         for key in ("n_nodes", "n_edges", "n_components", "n_bridges", "n_leaves"):
             assert row[key] == getattr(t, key), key

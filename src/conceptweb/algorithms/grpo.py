@@ -1,27 +1,27 @@
-"""GRPO on the tabular walk policy: group-normalised advantages, clipped policy gradient, Adam."""
+"""The policy-gradient update on the tabular walk policy: clipped surrogate, KL, entropy, Adam.
+
+How rewards become advantages, per-walk loss weights and the clip range is the estimator's job
+(`conceptweb.algorithms.estimators`, `grpo.estimator`, GRPO by default); the gradient's
+scatter-add is the engine's (`conceptweb.model.engines`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from conceptweb.algorithms.estimators import (
+    Estimator,
+    GRPOSettings,
+    group_advantages,
+    make_estimator,
+)
 from conceptweb.algorithms.grads import entropy_grad, kl_grad
 from conceptweb.algorithms.optim import Adam
-from conceptweb.config import GRPOConfig
 from conceptweb.model.engines import RolloutEngine, get_engine
 from conceptweb.model.policy import log_softmax, softmax
 from conceptweb.model.rollouts import Rollouts
 
-
-def group_advantages(rewards: np.ndarray, G: int, eps: float = 1e-4) -> np.ndarray:
-    """(r - group mean) / (group std + eps) for rewards laid out as consecutive groups of G.
-
-    The std has Bessel's correction, as in TRL's GRPOTrainer. A group whose rollouts all
-    succeed (or all fail) gets exactly zero advantage.
-    """
-    r = np.asarray(rewards, dtype=np.float64).reshape(-1, G)
-    mean = r.mean(axis=1, keepdims=True)
-    std = r.std(axis=1, ddof=1, keepdims=True)
-    return ((r - mean) / (std + eps)).ravel()
+__all__ = ["group_advantages", "grpo_loss_and_grad", "grpo_update"]
 
 
 def grpo_loss_and_grad(
@@ -29,23 +29,22 @@ def grpo_loss_and_grad(
     temperature: float,
     rollouts: Rollouts,
     advantages: np.ndarray,
-    cfg: GRPOConfig,
+    cfg: GRPOSettings,
     old_token_logp: np.ndarray | None = None,
     ref_log_probs: np.ndarray | None = None,
     entropy_coef: float = 0.0,
     engine: RolloutEngine | None = None,
+    estimator: Estimator | None = None,
 ) -> tuple[float, np.ndarray, dict[str, float]]:
-    """The GRPO loss at `logits` and its gradient; old_token_logp (per token) turns on clipping.
+    """The loss at `logits` and its gradient; old_token_logp (per token) turns on clipping.
 
-    `engine` accumulates the scatter-add gradient (numpy unless given).
+    `engine` accumulates the scatter-add gradient (numpy unless given); `estimator` gives the
+    walks' loss weights and the clip range (cfg.estimator unless given).
     """
     engine = engine or get_engine("numpy")
+    estimator = estimator or make_estimator(cfg.estimator)
     walk, node, action = rollouts.tokens()
-    M = rollouts.lengths.size
-    if cfg.length_norm:
-        walk_w = 1.0 / (M * rollouts.lengths.astype(np.float64))
-    else:
-        walk_w = np.full(M, 1.0 / max(walk.size, 1))
+    walk_w = estimator.walk_weights(rollouts, cfg)
     stats: dict[str, float] = {"clip_frac": 0.0}
     if old_token_logp is None:
         # on-policy: the REINFORCE form, whose gradient equals the ratio form's at ratio 1
@@ -62,7 +61,7 @@ def grpo_loss_and_grad(
             walk_w[walk],
             advantages[walk],
             old_token_logp,
-            cfg.clip_eps,
+            estimator.clip_range(cfg),
             engine,
         )
     if (cfg.kl_coef > 0 and ref_log_probs is not None) or entropy_coef + cfg.entropy_coef > 0:
@@ -89,16 +88,17 @@ def _clipped_loss_and_grad(
     w: np.ndarray,
     adv: np.ndarray,
     old_token_logp: np.ndarray,
-    clip_eps: float,
+    clip: tuple[float, float],
     engine: RolloutEngine,
 ) -> tuple[float, np.ndarray, dict[str, float]]:
     """The PPO-clipped surrogate (per-token weights w, advantages adv) and its gradient."""
+    low, high = clip
     probs = softmax(logits, temperature)
     token_logp = log_softmax(logits, temperature)[node, action]
     ratio = np.exp(token_logp - old_token_logp)
-    clipped_ratio = np.clip(ratio, 1 - clip_eps, 1 + clip_eps)
+    clipped_ratio = np.clip(ratio, low, high)
     surrogate = np.minimum(ratio * adv, clipped_ratio * adv)
-    is_clipped = ((adv > 0) & (ratio > 1 + clip_eps)) | ((adv < 0) & (ratio < 1 - clip_eps))
+    is_clipped = ((adv > 0) & (ratio > high)) | ((adv < 0) & (ratio < low))
     loss = -float((w * surrogate).sum())
     grad = -engine.logprob_grad(node, action, w * adv * ratio * ~is_clipped, probs, temperature)
     return loss, grad, {"clip_frac": float(is_clipped.mean()) if is_clipped.size else 0.0}
@@ -112,7 +112,7 @@ def _regularised(
     node: np.ndarray,
     w: np.ndarray,
     ref_log_probs: np.ndarray | None,
-    cfg: GRPOConfig,
+    cfg: GRPOSettings,
     entropy_coef: float,
     stats: dict[str, float],
 ) -> tuple[float, np.ndarray]:
@@ -139,14 +139,16 @@ def grpo_update(
     logits: np.ndarray,
     temperature: float,
     rollouts: Rollouts,
-    cfg: GRPOConfig,
+    cfg: GRPOSettings,
     optimizer: Adam,
     ref_log_probs: np.ndarray | None = None,
     entropy_coef: float = 0.0,
     engine: RolloutEngine | None = None,
+    estimator: Estimator | None = None,
 ) -> dict[str, float]:
-    """One GRPO step (cfg.epochs inner epochs) on `logits` in place; returns loss statistics."""
-    advantages = group_advantages(rollouts.rewards, rollouts.G, cfg.adv_eps)
+    """One update (cfg.epochs inner epochs) on `logits` in place; returns loss statistics."""
+    estimator = estimator or make_estimator(cfg.estimator)
+    advantages = estimator.advantages(rollouts, cfg)
     old_token_logp = None
     if cfg.epochs > 1:
         _, node, action = rollouts.tokens()
@@ -163,6 +165,7 @@ def grpo_update(
             ref_log_probs,
             entropy_coef,
             engine,
+            estimator,
         )
         stats["loss"] = loss
         stats["grad_norm"] = float(np.linalg.norm(grad))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from conceptweb.runformat import AdamState
+
 
 class Adam:
     """Adam (Kingma & Ba) with bias correction, updating parameters in place."""
@@ -32,10 +34,12 @@ class Adam:
         v_hat = self.v / (1 - self.beta2**self.t)
         params -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
-    def state_dict(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}_m": self.m, f"{prefix}_v": self.v, f"{prefix}_t": np.array(self.t)}
+    def state(self, with_lr: bool = False) -> AdamState:
+        """The moments and step count (and the learning rate if asked), for a checkpoint."""
+        return AdamState(self.m, self.v, self.t, self.lr if with_lr else None)
 
-    def load_state_dict(self, state: dict[str, np.ndarray], prefix: str) -> None:
-        self.m = np.array(state[f"{prefix}_m"], dtype=np.float64)
-        self.v = np.array(state[f"{prefix}_v"], dtype=np.float64)
-        self.t = int(state[f"{prefix}_t"])
+    def load_state(self, state: AdamState) -> None:
+        """Continue from a checkpoint's state."""
+        self.m = np.array(state.m, dtype=np.float64)
+        self.v = np.array(state.v, dtype=np.float64)
+        self.t = int(state.t)

@@ -37,6 +37,7 @@ from conceptweb.analysis.dynamics import (
 )
 from conceptweb.analysis.forgetting import SFTForgetting, sft_forgetting, sft_steps_of
 from conceptweb.analysis.passk import pass_at_k_section
+from conceptweb.analysis.reasoning import extracted_web, has_graph
 from conceptweb.analysis.results import Result, optional
 from conceptweb.analysis.topology import (
     DEFAULT_ANALYSIS_G,
@@ -573,6 +574,8 @@ class RunAnalysis:
     summary: dict[str, Any] = field(repr=False)
     tau: float = DEFAULT_TAU
     trees: TreeSeries | None = field(default=None, repr=False)
+    # LLM runs with a concept graph: (topology with reasoning-graph columns, <k> sensitivity)
+    graph: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, repr=False)
 
     def snapshot_steps(self) -> dict[str, int]:
         """Checkpoint steps of three web snapshots: islands (most components), the maximally
@@ -628,7 +631,12 @@ def analyze(
     fr = compute_frustration(acc, event_window, frustration_window, notes)
     if on_progress is not None:
         on_progress("dynamics", 1, 1)
-    topo = _topology(rec, tau, G, seed, with_topology, on_progress, notes)
+    graph = None  # LLM runs: the web extracted from text (conceptweb llm graph)
+    if with_topology and not rec.checkpoint_steps and has_graph(rec.run):
+        graph = extracted_web(rec.run, tau, seed=seed)
+        topo = graph[0][TOPOLOGY_COLUMNS]
+    else:
+        topo = _topology(rec, tau, G, seed, with_topology, on_progress, notes)
     if acc.shape[0] >= 2:
         trans = transition_fits(acc.index.to_numpy(), acc.to_numpy(), list(acc.columns))
     else:
@@ -655,6 +663,7 @@ def analyze(
         notes["trees"] = notes["freezing"] = notes.get("web", "no checkpoints")
     summary = compute_summary(rec, acc, topo, two, v, fr, trans, forg, notes, params).to_dict()
     summary.update(v3_sections(rec, topo, trees, fr.peak_step if fr else None, tau))
+    summary["reasoning_graph"] = to_jsonable(graph[2]) if graph is not None else None
     return RunAnalysis(
         rec.run,
         rec.kind,
@@ -670,6 +679,7 @@ def analyze(
         summary,
         float(tau),
         trees,
+        (graph[0], graph[1]) if graph is not None else None,
     )
 
 
@@ -712,6 +722,11 @@ def _topology(
         return topology_over_training(rec.run, tau, G=G, seed=seed, on_progress=topo_progress)
     if rec.checkpoint_steps:
         notes["web"] = "web topology not requested"
+    elif rec.kind == "llm":
+        notes["web"] = (
+            "no checkpoints with a policy's logits and no concept graph: build one with "
+            "`conceptweb llm graph RUN` (from completions recorded with record_completions)"
+        )
     else:
         notes["web"] = f"no checkpoints (run kind {rec.kind!r}): the web needs a policy's logits"
     return pd.DataFrame(columns=TOPOLOGY_COLUMNS)

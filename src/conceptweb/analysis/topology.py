@@ -28,6 +28,7 @@ from conceptweb.errors import ConceptwebError
 from conceptweb.model.policy import entropy, softmax
 from conceptweb.model.rollouts import sample_rollouts
 from conceptweb.rundir import RunDir
+from conceptweb.runformat import Checkpoint
 
 __all__ = [
     "DEFAULT_TAU",
@@ -597,25 +598,20 @@ class CheckpointWeb:
     node_entropy: np.ndarray = field(repr=False)
 
 
-def policy_from_checkpoint(
-    ck: dict[str, np.ndarray], step: int, L: int | None = None
-) -> PolicyArrays:
-    """The policy arrays of a loaded checkpoint; L defaults to the width of its own paths."""
-    where = f"at step {step}"
-    missing = [k for k in ("logits", "neighbors", "sources", "targets") if k not in ck]
-    if missing:
-        raise ConceptwebError(
-            f"checkpoint {where} lacks {', '.join(missing)} (older or foreign format?)"
-        )
-    logits = np.asarray(ck["logits"], dtype=np.float64)
-    neighbors = np.asarray(ck["neighbors"], dtype=np.int64)
-    if logits.shape != neighbors.shape or logits.ndim != 2:
-        raise ConceptwebError(f"checkpoint {where} has logits and neighbours of different shapes")
-    T = float(ck["temperature"]) if "temperature" in ck else 1.0
-    if L is None and "own_paths" in ck:
-        L = int(ck["own_paths"].shape[1] - 1)
+def policy_from_checkpoint(ck: Checkpoint, step: int, L: int | None = None) -> PolicyArrays:
+    """The policy arrays of a loaded checkpoint; L defaults to the checkpoint's (stored) L.
+
+    The checkpoint was checked against the run format when it was read
+    (`conceptweb.runformat.Checkpoint`), so its arrays are there and of the right shapes.
+    """
     return PolicyArrays(
-        int(step), logits, neighbors, np.asarray(ck["sources"]), np.asarray(ck["targets"]), T, L
+        int(step),
+        np.asarray(ck.logits, dtype=np.float64),
+        np.asarray(ck.neighbors, dtype=np.int64),
+        np.asarray(ck.sources),
+        np.asarray(ck.targets),
+        ck.temperature,
+        ck.L if L is None else L,
     )
 
 
@@ -686,7 +682,7 @@ def compute_checkpoint_web(
 
 
 def checkpoint_web(
-    ck: dict[str, np.ndarray],
+    ck: Checkpoint,
     step: int,
     tau: float = DEFAULT_TAU,
     *,
@@ -731,7 +727,7 @@ def load_policy(run: RunDir | str | Path, step: int | None = None) -> PolicyArra
     Returns
     -------
     PolicyArrays
-        With L from the run's config (model.L) when it has one.
+        With L as the checkpoint stores it (format 1: the run's config, model.L).
 
     Raises
     ------
@@ -746,7 +742,7 @@ def load_policy(run: RunDir | str | Path, step: int | None = None) -> PolicyArra
             "policy's logits, which CoNet runs save every checkpoint.every steps"
         )
     step = steps[-1] if step is None else int(step)
-    return policy_from_checkpoint(run.load_checkpoint(step), step, run_max_length(run))
+    return policy_from_checkpoint(run.load_checkpoint(step), step)  # L: stored in it
 
 
 def web_at_step(

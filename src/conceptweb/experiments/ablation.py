@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from conceptweb.algorithms.heating import CONTROL_HEATING, HEATING_OPERATORS, PAPER_HEATING
 from conceptweb.analysis.stats import holm, mean_ci, paired_comparison, verdict
 from conceptweb.config import (
     RunConfig,
@@ -28,23 +30,32 @@ from conceptweb.config import (
     validate_config,
 )
 from conceptweb.errors import ConceptwebError
+from conceptweb.experiments.passk_arms import pass_at_k_of_run
 from conceptweb.experiments.pool import run_pool
 from conceptweb.experiments.runs import train_run
 from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
+from conceptweb.runformat import DETECTOR_PREFIX, SPLIT_HELDOUT, SPLIT_TRAIN
 
 FREEZE_PROBE_EVERY = 10  # checkpoint interval of the plain probe of an OPERATOR@frozen arm
-OPERATORS = ("sft", "sft_own", "temperature", "reset", "entropy", "rl_hard")
+WHENS = ("auto", "early", "mid", "late")
+PLAIN = "plain"
+
+
+def arm_name(operator: str, when: str) -> str:
+    """The arm that heats with `operator` at `when` (auto, early, mid, late or a step)."""
+    return f"{operator}@{when}"
+
+
+# the paper's heating at every moment, the control, then every other operator at the detector
 DEFAULT_ARMS = [
-    "plain",
-    "sft@auto",
-    "sft@early",
-    "sft@mid",
-    "sft@late",
-    "rl_hard@auto",
-    "sft_own@auto",
-    "temperature@auto",
-    "reset@auto",
-    "entropy@auto",
+    PLAIN,
+    *(arm_name(PAPER_HEATING, w) for w in WHENS),
+    arm_name(CONTROL_HEATING, "auto"),
+    *(
+        arm_name(op, "auto")
+        for op in HEATING_OPERATORS
+        if op not in (PAPER_HEATING, CONTROL_HEATING)
+    ),
 ]
 METRICS = {  # name -> higher is better
     "final_acc": True,
@@ -97,14 +108,15 @@ class AblationConfig(BaseModel):
 
 def parse_arm(arm: str) -> tuple[str, str]:
     """'plain' -> ('plain', ''); 'sft@auto' -> ('sft', 'auto'); 'sft@150' -> ('sft', '150')."""
-    if arm == "plain":
-        return "plain", ""
+    if arm == PLAIN:
+        return PLAIN, ""
     op, sep, when = arm.partition("@")
-    if not sep or op not in OPERATORS:
+    if not sep or op not in HEATING_OPERATORS:
         raise ValueError(
-            f"arm {arm!r}: expected plain or OPERATOR@WHEN with OPERATOR in {', '.join(OPERATORS)}"
+            f"arm {arm!r}: expected {PLAIN} or OPERATOR@WHEN with OPERATOR in "
+            f"{', '.join(HEATING_OPERATORS)}"
         )
-    if when not in ("auto", "early", "mid", "late", "frozen") and not when.isdigit():
+    if when not in (*WHENS, "frozen") and not when.isdigit():
         raise ValueError(
             f"arm {arm!r}: WHEN must be auto, early, mid, late, frozen or a step number"
         )
@@ -121,11 +133,11 @@ def arm_config(
     data["checkpoint"]["every"] = abl.checkpoint_every
     op, when = parse_arm(arm)
     heat = {
-        "operator": op if op != "plain" else "sft",
+        "operator": op if op != PLAIN else PAPER_HEATING,
         "steps": abl.heat_steps,
         "threshold": abl.threshold,
     }
-    if op == "plain":
+    if op == PLAIN:
         anneal: dict[str, Any] = {"mode": "off"}
     elif when == "auto":
         anneal = {"mode": "auto"}
@@ -144,39 +156,55 @@ def arm_config(
     return validate_config(data)
 
 
-def run_metrics(run: RunDir, best_k: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunOutcome:
+    """The ablation's outcome measures of one finished run (one row of results.parquet)."""
+
+    final_acc: float  # mean accuracy of the training problems at the last evaluation
+    final_best_at_k: float  # mean best@k (pass@k) there
+    heldout_acc: float  # mean accuracy of the held-out problems there (NaN without any)
+    n_solved: int  # training problems with accuracy >= 0.5 there
+    auc_reward: float  # mean training reward over all steps
+    final_avg_degree: float  # <k> of the final web (tau 0.5)
+    final_n_components: int  # its islands
+    fire_step: int  # first step the trigger fired (-1: never)
+    heat_step: int  # first heating step (-1: none)
+    n_heat_problems: int  # problems heated
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def run_metrics(run: RunDir, best_k: int) -> RunOutcome:
     """The ablation's outcome measures of one finished run."""
     from conceptweb.analysis.dynamics import pass_at_k
     from conceptweb.analysis.topology import concept_web, web_topology
-    from conceptweb.experiments.passk_arms import pass_at_k_metrics
 
     metrics = run.read_metrics()
     ev = run.read_eval()
     last = ev[ev["step"] == ev["step"].max()]
-    train = last[last["split"] == "train"]
-    held = last[last["split"] == "heldout"]
+    train = last[last["split"] == SPLIT_TRAIN]
+    held = last[last["split"] == SPLIT_HELDOUT]
     ck = run.load_checkpoint()
-    web = concept_web(ck["logits"], ck["neighbors"], tau=0.5, temperature=float(ck["temperature"]))
+    web = concept_web(ck.logits, ck.neighbors, tau=0.5, temperature=ck.temperature)
     topo = web_topology(web)
     heat_rows = metrics[metrics["n_heat_problems"] > 0]
+    fire = f"{DETECTOR_PREFIX}fire"
     fired = (
-        metrics[metrics["det_fire"].fillna(False).astype(bool)]
-        if "det_fire" in metrics
-        else metrics.iloc[:0]
+        metrics[metrics[fire].fillna(False).astype(bool)] if fire in metrics else metrics.iloc[:0]
     )
-    return {
-        "final_acc": float(train["accuracy"].mean()),
-        "final_best_at_k": float(pass_at_k(train["G"], train["n_correct"], best_k).mean()),
-        "heldout_acc": float(held["accuracy"].mean()) if len(held) else math.nan,
-        "n_solved": int((train["accuracy"] >= 0.5).sum()),
-        "auc_reward": float(metrics["reward_mean"].mean()),
-        "final_avg_degree": float(topo.avg_degree),
-        "final_n_components": int(topo.n_components),
-        "fire_step": int(fired["step"].min()) if len(fired) else -1,
-        "heat_step": int(heat_rows["step"].min()) if len(heat_rows) else -1,
-        "n_heat_problems": int(heat_rows["n_heat_problems"].iloc[0]) if len(heat_rows) else 0,
-        **pass_at_k_metrics(train),
-    }
+    return RunOutcome(
+        final_acc=float(train["accuracy"].mean()),
+        final_best_at_k=float(pass_at_k(train["G"], train["n_correct"], best_k).mean()),
+        heldout_acc=float(held["accuracy"].mean()) if len(held) else math.nan,
+        n_solved=int((train["accuracy"] >= 0.5).sum()),
+        auc_reward=float(metrics["reward_mean"].mean()),
+        final_avg_degree=float(topo.avg_degree),
+        final_n_components=int(topo.n_components),
+        fire_step=int(fired["step"].min()) if len(fired) else -1,
+        heat_step=int(heat_rows["step"].min()) if len(heat_rows) else -1,
+        n_heat_problems=int(heat_rows["n_heat_problems"].iloc[0]) if len(heat_rows) else 0,
+    )
 
 
 def after_freezing(probe: RunDir) -> int | None:
@@ -212,7 +240,7 @@ def _job(args: tuple[Any, ...]) -> dict[str, Any]:
     cfg = validate_config(cfg_dict)
     resume = (path / "run.json").is_file()
     run = train_run(None if resume else cfg, path, resume=resume)
-    out_metrics = run_metrics(run, best_k)
+    out_metrics = {**run_metrics(run, best_k).to_dict(), **pass_at_k_of_run(run)}
     if len(args) > 3:
         out_metrics["frozen_step"] = int(cfg.anneal.at_step or -1)
     return out_metrics
@@ -304,7 +332,7 @@ class Ablation:
         df = pd.DataFrame(rows).sort_values(["arm", "seed"], kind="stable").reset_index(drop=True)
         atomic_write_table(self.results_path, df)
 
-    def comparisons(self, reference: str = "plain") -> pd.DataFrame:
+    def comparisons(self, reference: str = PLAIN) -> pd.DataFrame:
         """Paired differences (arm - reference) over seeds for every metric, with 95% CIs."""
         res = self.read_results()
         if reference not in set(res.get("arm", [])):
@@ -313,7 +341,7 @@ class Ablation:
 
 
 def compare_arms(
-    results: pd.DataFrame, reference: str = "plain", order: list[str] | None = None
+    results: pd.DataFrame, reference: str = PLAIN, order: list[str] | None = None
 ) -> pd.DataFrame:
     """One row per (arm, metric): arm mean with CI, paired difference to `reference`, tests, verdict.
 

@@ -67,6 +67,8 @@ class DemoConfig(BaseModel):
     heat_lr: float = Field(1e-3, gt=0, description="SFT lr of the transformer's heating")
     eval_k: int = Field(32, ge=1, description="samples per problem at the final evaluation")
     threads: int = Field(1, ge=1, description="torch CPU threads")
+    record: int = Field(64, ge=0, description="completions recorded per step (for `llm graph`)")
+    checkpoints: int = Field(5, ge=1, description="transformer checkpoints kept over training")
 
     @classmethod
     def preset(
@@ -288,8 +290,9 @@ def transformer_config(
     data = {
         "seed": seed,
         "steps": dc.steps,
-        "save_steps": dc.steps,
-        "save_total_limit": 2,
+        "save_steps": max(dc.steps // dc.checkpoints, 1),
+        "save_total_limit": None,
+        "record_completions": dc.record,
         "flush_every": 10,
         "torch_threads": dc.threads,
         "model": {"name_or_path": str(model_dir), "dtype": "float32"},
@@ -381,8 +384,15 @@ def _check_same_world(run_dir: Path, world: Any) -> None:
     from conceptweb.rundir import RunDir
 
     ck = RunDir.open(run_dir).load_checkpoint(0)
-    for key, want in world.arrays().items():
-        if key in ck and not np.array_equal(ck[key], want):
+    same = {
+        "neighbors": (ck.neighbors, world.graph.neighbors),
+        "sources": (ck.sources, world.train.sources),
+        "targets": (ck.targets, world.train.targets),
+        "heldout_sources": (ck.heldout_sources, world.heldout.sources),
+        "heldout_targets": (ck.heldout_targets, world.heldout.targets),
+    }
+    for key, (have, want) in same.items():
+        if not np.array_equal(have, want):
             raise ConceptwebError(f"{run_dir}: CoNet's {key} differ from the transformer's")
 
 

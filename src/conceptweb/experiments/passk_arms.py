@@ -16,8 +16,15 @@ import pandas as pd
 
 from conceptweb.analysis.passk import default_ks, pass_at_k_array
 from conceptweb.analysis.stats import holm, mean_ci, paired_comparison
+from conceptweb.rundir import RunDir
 
-__all__ = ["pass_at_k_metrics", "pass_at_k_columns", "compare_pass_at_k", "pass_at_k_markdown"]
+__all__ = [
+    "pass_at_k_metrics",
+    "pass_at_k_of_run",
+    "pass_at_k_columns",
+    "compare_pass_at_k",
+    "pass_at_k_markdown",
+]
 
 _COL = re.compile(r"^pass_at_(\d+)$")
 
@@ -29,6 +36,15 @@ def pass_at_k_metrics(train_eval: pd.DataFrame) -> dict[str, float]:
     G = int(train_eval["G"].min())
     n, c = train_eval["G"].to_numpy(), train_eval["n_correct"].to_numpy()
     return {f"pass_at_{k}": float(pass_at_k_array(n, c, k).mean()) for k in default_ks(G)}
+
+
+def pass_at_k_of_run(run: RunDir) -> dict[str, float]:
+    """pass_at_k_metrics of a run's last evaluation of its training problems."""
+    ev = run.read_eval()
+    if ev.empty:
+        return {}
+    last = ev[ev["step"] == ev["step"].max()]
+    return pass_at_k_metrics(last[last["split"] == "train"])
 
 
 def pass_at_k_columns(results: pd.DataFrame) -> list[tuple[int, str]]:

@@ -19,10 +19,17 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from conceptweb.algorithms.heating import CONTROL_HEATING, PAPER_HEATING
 from conceptweb.analysis.stats import Interval, seed_interval
 from conceptweb.config import config_to_dict, deep_merge, resolve_config, validate_config
 from conceptweb.errors import ConceptwebError
-from conceptweb.experiments.ablation import DEFAULT_ARMS, Ablation, AblationConfig
+from conceptweb.experiments.ablation import (
+    DEFAULT_ARMS,
+    PLAIN,
+    Ablation,
+    AblationConfig,
+    arm_name,
+)
 from conceptweb.experiments.pool import run_pool
 from conceptweb.experiments.runs import train_run
 from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
@@ -71,7 +78,12 @@ class SuiteConfig(BaseModel):
             "phase_seeds": 2,
             "phase_steps": 200,
             "ablation_seeds": 4,
-            "ablation_arms": ["plain", "sft@auto", "sft@mid", "rl_hard@auto"],
+            "ablation_arms": [
+                PLAIN,
+                arm_name(PAPER_HEATING, "auto"),
+                arm_name(PAPER_HEATING, "mid"),
+                arm_name(CONTROL_HEATING, "auto"),
+            ],
         }
         return cls(**{**base, **overrides})
 

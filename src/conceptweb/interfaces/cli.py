@@ -34,8 +34,8 @@ def main() -> None:
     """Entry point of the `conceptweb` script."""
     try:
         app()
-    except KeyboardInterrupt:
-        typer.echo("interrupted; resume with `conceptweb train --out DIR --resume`", err=True)
+    except KeyboardInterrupt as exc:  # a training run's message names its resume command
+        typer.echo(str(exc) or "interrupted", err=True)
         sys.exit(130)
 
 

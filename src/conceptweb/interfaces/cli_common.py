@@ -11,7 +11,7 @@ import typer
 from pydantic import ValidationError
 
 from conceptweb.config import format_validation_error
-from conceptweb.errors import ConceptwebError
+from conceptweb.errors import ConceptwebError, RunInterrupted
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,6 +40,9 @@ def user_errors(func: F) -> F:
         except ValidationError as exc:
             typer.echo(f"error: {format_validation_error(exc)}", err=True)
             raise typer.Exit(2) from None
+        except RunInterrupted as exc:  # Ctrl-C during training: say how to resume
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 

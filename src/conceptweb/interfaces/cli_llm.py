@@ -1,4 +1,4 @@
-"""The `conceptweb llm` command group: train, eval, datasets, conet-demo (LLM stack imported lazily)."""
+"""The `conceptweb llm` command group: train, eval, graph, datasets, conet-demo (LLM stack lazy)."""
 
 from __future__ import annotations
 
@@ -141,6 +141,109 @@ def eval_(
     if out is not None:
         js, md = write_results(results, out)
         _echo(f"results written to {js} and {md}")
+
+
+def _int_list(value: str | None, what: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        return [int(x) for x in value.split(",") if x.strip()]
+    except ValueError:
+        raise ConceptwebError(f"{what} must be comma-separated integers, got {value!r}") from None
+
+
+SegmentOpt = Annotated[
+    str,
+    typer.Option(
+        help="steps of a completion: auto (token for CoNet walks, paragraph otherwise), "
+        "line, paragraph, sentence, token (whitespace word) or regex (--pattern)"
+    ),
+]
+RepresentOpt = Annotated[
+    str,
+    typer.Option(
+        help="hidden (the checkpoint's hidden states, mean over the step's tokens) "
+        "or text (TF-IDF of the normalised text)"
+    ),
+]
+ConceptsOpt = Annotated[
+    int | None,
+    typer.Option("--concepts", "-k", help="number of concepts (default: best silhouette)"),
+]
+
+
+@app.command("graph")
+@user_errors
+def graph(
+    run: Annotated[Path, typer.Argument(help="LLM run directory with recorded completions")],
+    segment: SegmentOpt = "auto",
+    pattern: Annotated[
+        str | None, typer.Option(help="--segment regex: each match is one step")
+    ] = None,
+    represent: RepresentOpt = "hidden",
+    layer: Annotated[
+        int | None,
+        typer.Option(help="hidden-state layer (0 = embeddings; default round(0.9 x depth))"),
+    ] = None,
+    concepts: ConceptsOpt = None,
+    sweep: Annotated[
+        str | None,
+        typer.Option(help="other numbers of concepts for the sensitivity of <k> (default K/2,2K)"),
+    ] = None,
+    all_: Annotated[
+        bool, typer.Option("--all", help="link all recorded completions, not only correct ones")
+    ] = False,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            help="a checkpoint takes completions of this many steps (default: since "
+            "the previous checkpoint)"
+        ),
+    ] = None,
+    steps: Annotated[str | None, typer.Option(help="only these checkpoint steps (a,b,c)")] = None,
+    batch_size: Annotated[int, typer.Option(help="completions per forward pass")] = 16,
+    no_normalize: Annotated[
+        bool, typer.Option("--no-normalize", help="cluster raw hidden states (not unit length)")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="seed of the codebook and of its fitting sample")] = 0,
+    threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """The concept web of each checkpoint of an LLM run, from its recorded completions.
+
+    Writes RUN/graph/steps.parquet, edges.parquet and meta.json; `conceptweb analyze RUN` then
+    measures the web as for CoNet. Interrupted builds resume (per-checkpoint cache)."""
+    from conceptweb.llm import require_llm
+
+    require_llm()
+    from conceptweb.llm.graph import GraphSettings, build_graph
+
+    if segment not in ("auto", "line", "paragraph", "sentence", "token", "regex"):
+        raise ConceptwebError(f"unknown --segment {segment!r}")
+    if represent not in ("hidden", "text"):
+        raise ConceptwebError(f"unknown --represent {represent!r} (hidden or text)")
+    settings = GraphSettings(
+        segment=segment,  # type: ignore[arg-type]
+        pattern=pattern,
+        represent=represent,  # type: ignore[arg-type]
+        layer=layer,
+        n_concepts=concepts,
+        sweep=_int_list(sweep, "--sweep"),
+        include="all" if all_ else "correct",
+        window=window,
+        steps=_int_list(steps, "--steps"),
+        batch_size=batch_size,
+        normalize=not no_normalize,
+        seed=seed,
+        threads=threads,
+    )
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if not quiet:
+            _echo(f"{stage}: {done}/{total}")
+
+    gdir = build_graph(run, settings, on_progress=progress)
+    _echo(f"concept graph written to {gdir}; analyse it with `conceptweb analyze {run}`")
 
 
 @app.command("datasets")

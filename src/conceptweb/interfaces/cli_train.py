@@ -48,18 +48,22 @@ def train(
     from conceptweb.experiments.runs import train_run
 
     set_ = set_ or []
-    if resume:
-        if preset or config or set_ or seed is not None or anneal or heat:
-            raise ConceptwebError("--resume continues the saved config; only --steps may change it")
-        cfg = None
-    else:
-        extra: dict[str, Any] = {}
-        if seed is not None:
-            extra["seed"] = seed
-        if steps is not None:
-            extra["steps"] = steps
-        extra = deep_merge(deep_merge(extra, parse_anneal(anneal)), parse_heat(heat))
+    extra: dict[str, Any] = {}
+    if seed is not None:
+        extra["seed"] = seed
+    if steps is not None:
+        extra["steps"] = steps
+    extra = deep_merge(deep_merge(extra, parse_anneal(anneal)), parse_heat(heat))
+    if not resume:
         cfg = resolve_config(preset, config, set_, extra)
+    elif preset or config or set_ or seed is not None or anneal or heat:
+        from conceptweb.rundir import RunDir
+
+        # options on --resume must say what the run already is: compared with its saved config
+        saved = RunDir.open(out).read_config()
+        cfg = resolve_config(preset, config, set_, extra, base=saved)
+    else:
+        cfg = None
     run_with_progress(
         lambda on_step, on_start: train_run(
             cfg, out, resume=resume, steps=steps, on_step=on_step, on_start=on_start
@@ -77,6 +81,8 @@ def run_with_progress(job: Callable[..., Any], quiet: bool, out: Path) -> None:
 
     def on_start(trainer: Any) -> None:
         cfg = trainer.cfg
+        for note in trainer.notes:
+            typer.echo(f"{out}: {note}")
         if trainer.step >= cfg.steps:
             state["finished"] = True
             console.print(

@@ -318,6 +318,59 @@ def plot_topology_over_training(
     return save_figure(fig, out)
 
 
+def plot_degree_sensitivity(sens: pd.DataFrame, out: str | Path, tau: float) -> Path:
+    """<k> of an extracted web against tau, one line per number of concepts, bootstrap bands."""
+    fig = new_figure(6.4, 4.0)
+    ax = fig.add_subplot()
+    colors = [C_MAIN, C_FIT, C_ALT, C_GOOD, C_RAW]
+    for i, (K, g) in enumerate(sens.groupby("n_concepts")):
+        g = g.sort_values("tau")
+        c = colors[i % len(colors)]
+        x = g["tau"].to_numpy(dtype=float)
+        ax.plot(
+            x, g["avg_degree"].to_numpy(dtype=float), "o-", ms=3, color=c, label=f"{K} concepts"
+        )
+        ax.fill_between(
+            x, g["lo"].to_numpy(dtype=float), g["hi"].to_numpy(dtype=float), color=c, alpha=0.2
+        )
+    ax.axhline(2.0, color="k", lw=0.6, ls=":")
+    ax.axvline(tau, color="k", lw=0.6, ls="--")
+    ax.set_xlabel("tau (web: edges with P(c'|c) >= tau)")
+    ax.set_ylabel("average degree <k>")
+    ax.set_title(
+        "Sensitivity of <k> at the last checkpoint (95% bootstrap over completions)", fontsize=9
+    )
+    ax.legend(fontsize=8)
+    return save_figure(fig, out)
+
+
+def plot_reasoning_graph(topology: pd.DataFrame, out: str | Path) -> Path:
+    """Cycles, diameter, small-world index and in-tree structure of an extracted web per checkpoint."""
+    fig = new_figure(6.4, 5.6)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
+    t = topology["step"].to_numpy(dtype=float)
+    for col, label, c in (
+        ("n_cycles", "independent cycles", C_FIT),
+        ("diameter", "diameter", C_MAIN),
+        ("n_merges", "merge nodes (2+ inputs)", C_ALT),
+        ("n_roots", "roots (no input)", C_GOOD),
+    ):
+        ax1.plot(t, topology[col].to_numpy(dtype=float), "o-", ms=2.5, color=c, label=label)
+    ax1.set_ylabel("count")
+    ax1.legend(fontsize=8)
+    ax1.set_title("Directed structure of the extracted web", fontsize=9)
+    for col, label, c in (
+        ("frac_in_trees", "islands that are in-trees", C_MAIN),
+        ("frac_dominant", "concepts with a dominant successor", C_FIT),
+    ):
+        ax2.plot(t, topology[col].to_numpy(dtype=float), "o-", ms=2.5, color=c, label=label)
+    ax2.set_ylim(-0.05, 1.05)
+    ax2.set_ylabel("fraction")
+    ax2.set_xlabel("checkpoint step")
+    ax2.legend(fontsize=8)
+    return save_figure(fig, out)
+
+
 # -- per-problem and SFT -------------------------------------------------------------------------
 def plot_accuracy_raster(
     accuracy: pd.DataFrame,
@@ -429,6 +482,8 @@ FIGURE_FILES = {
     "sft_forgetting": "sft_forgetting.png",
     "trees": "trees.png",
     "pass_at_k": "pass_at_k.png",
+    "degree_sensitivity": "degree_sensitivity.png",
+    "reasoning_graph": "reasoning_graph.png",
 }
 
 
@@ -442,8 +497,6 @@ def run_figures(
     Writes into out_dir (default: the run's figures/) and returns {figure name: path}.
     Long because it lists every figure of a run, one job each, in the report's order.
     """
-    from conceptweb.analysis.topology import web_at_step
-
     out = Path(out_dir) if out_dir is not None else analysis.run.figures_dir
     out.mkdir(parents=True, exist_ok=True)
     m = analysis.metrics
@@ -505,13 +558,13 @@ def run_figures(
         def snapshots(p: Path) -> Path:
             panels = []
             for label, step in snaps.items():
-                cw = web_at_step(analysis.run, step, analysis.tau, G=G, seed=seed)
-                panels.append((f"{label} (step {step})", cw.web, cw.topology.to_dict()))
+                panels.append((f"{label} (step {step})", *_web_at(analysis, step, G, seed)))
             return plot_web_snapshots(panels, p)
 
         if snaps:
             jobs.append(("web_snapshots", snapshots))
     jobs.extend(_v3_jobs(analysis))
+    jobs.extend(_graph_jobs(analysis))
     written: dict[str, Path] = {}
     for i, (name, job) in enumerate(jobs):
         written[name] = job(out / FIGURE_FILES[name])
@@ -542,4 +595,30 @@ def _v3_jobs(analysis: Any) -> list[tuple[str, Callable[[Path], Path]]]:
         curves = {str(sp): grp for sp, grp in last.groupby("split", sort=True)}
         step = int(ev["step"].max())
         jobs.append(("pass_at_k", lambda p: plot_pass_at_k(curves, p, f"pass@k at step {step}")))
+    return jobs
+
+
+def _web_at(analysis: Any, step: int, G: int, seed: int) -> tuple[nx.DiGraph, dict[str, Any]]:
+    """The web and topology of a checkpoint: the policy's (CoNet) or extracted from text (LLM)."""
+    from conceptweb.analysis.reasoning import graph_web_at, load_graph
+    from conceptweb.analysis.topology import web_at_step
+
+    if analysis.graph is not None:
+        return graph_web_at(*load_graph(analysis.run), step, analysis.tau)
+    cw = web_at_step(analysis.run, step, analysis.tau, G=G, seed=seed)
+    return cw.web, cw.topology.to_dict()
+
+
+def _graph_jobs(analysis: Any) -> list[tuple[str, Callable[[Path], Path]]]:
+    """Figures of a web extracted from text (LLM runs with a concept graph)."""
+    if analysis.graph is None:
+        return []
+    gtopo, sens = analysis.graph
+    jobs: list[tuple[str, Callable[[Path], Path]]] = [
+        ("reasoning_graph", lambda p: plot_reasoning_graph(gtopo, p))
+    ]
+    if len(sens):
+        jobs.append(
+            ("degree_sensitivity", lambda p: plot_degree_sensitivity(sens, p, analysis.tau))
+        )
     return jobs

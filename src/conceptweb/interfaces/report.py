@@ -28,6 +28,11 @@ FIGURE_CAPTIONS = {
     "tree-like fraction, problems whose greedy paths merge, and the fraction of the final web "
     "frozen by each checkpoint; dashed: end of nucleation, dotted: start of freezing.",
     "pass_at_k": "pass@k (unbiased estimator) over k at the last evaluation, per split.",
+    "degree_sensitivity": "⟨k⟩ of the web extracted from text against tau, one line per number "
+    "of concepts, with 95% bootstrap bands over completions: ⟨k⟩ is a property of the extraction "
+    "settings as much as of the model.",
+    "reasoning_graph": "Directed structure of the extracted web per checkpoint: cycles, diameter, "
+    "merge nodes and roots; fractions of in-tree islands and of concepts with a dominant successor.",
     "sft_forgetting": "Accuracy of the old problems through SFT on new problems (shaded) and "
     "renewed RLVR; the dotted line marks recovery.",
 }
@@ -107,6 +112,9 @@ def build_blocks(summary: dict[str, Any], name: str, figures: dict[str, str]) ->
                 NO_TEST,
             ]
         )
+    rg = summary.get("reasoning_graph")
+    if rg is not None:
+        rows.extend(_reasoning_rows(rg))
     if fr is not None:
         rows.append(
             [
@@ -243,6 +251,42 @@ def v3_rows(summary: dict[str, Any]) -> list[list[str]]:
 
 
 _SHOWN_KS = {1, 8, 64, 256, 1024}
+
+
+def _reasoning_rows(rg: dict[str, Any]) -> list[list[str]]:
+    """Report rows of a web extracted from text: how, its directed structure, <k>'s sensitivity."""
+    m = rg.get("method") or {}
+    how = (
+        f"{m.get('n_concepts')} concepts ({m.get('concepts_criterion')}) from "
+        f"{m.get('represent')} representations"
+        + (
+            f" at layer {m.get('layer')} of {m.get('n_layers')}"
+            if m.get("layer") is not None
+            else ""
+        )
+        + f", steps segmented by {m.get('segment')}, {m.get('include')} completions"
+    )
+    sens = rg.get("degree_sensitivity") or []
+    ks = "; ".join(
+        f"K={r['n_concepts']}, tau={fmt(r['tau'])}: {fmt(r['avg_degree'], '.2f')} "
+        f"[{fmt(r['lo'], '.2f')}, {fmt(r['hi'], '.2f')}]"
+        for r in sens
+        if r["tau"] in (0.3, 0.5, 0.7)
+    )
+    return [
+        ["Web extracted from text", how, NO_TEST],
+        [
+            "Directed structure (in-trees)",
+            f"at step {fmt(rg.get('final_step'))}: {pct(rg.get('final_frac_in_trees'))} of islands "
+            f"are in-trees; {fmt(rg.get('final_n_roots'))} roots merge through "
+            f"{fmt(rg.get('final_n_merges'))} merge nodes (up to {fmt(rg.get('final_max_in_degree'))} "
+            f"inputs); {pct(rg.get('final_frac_dominant'))} of concepts have a dominant successor; "
+            f"{fmt(rg.get('final_n_cycles'))} cycles, diameter {fmt(rg.get('final_diameter'))}, "
+            f"small-world index {fmt(rg.get('final_small_world'), '.2f')}",
+            NO_TEST,
+        ],
+        ["⟨k⟩ against concepts and tau (95% bootstrap)", ks or "n/a", NO_TEST],
+    ]
 
 
 def write_run_report(

@@ -205,6 +205,12 @@ class LLMRunConfig(_Strict):
     torch_threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (1 is fastest for tiny models)"
     )
+    record_completions: int = Field(
+        16,
+        ge=0,
+        description="completions kept per GRPO step in completions.parquet (a seeded sample; "
+        "0: none); `conceptweb llm graph` builds the concept web from them",
+    )
     model: LLMModelConfig
     data: DataConfig = Field(default_factory=DataConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)

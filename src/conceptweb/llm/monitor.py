@@ -15,6 +15,7 @@ import pandas as pd
 from conceptweb.algorithms.heating import Trigger, select_hard_problems
 from conceptweb.llm.rewards import Score, Task
 from conceptweb.rundir import RunDir
+from conceptweb.runformat import LLM_METRIC_COLUMNS, LLM_PROBLEM_COLUMNS
 
 try:  # the callback base class; the pure record-keeping below works without it
     from transformers import TrainerCallback
@@ -22,38 +23,9 @@ except ImportError:  # pragma: no cover - conceptweb.llm is only imported with t
     TrainerCallback = object  # type: ignore[assignment,misc]
 
 SOLVED = 0.5
-METRIC_COLUMNS = [
-    "step",
-    "phase",
-    "reward_mean",
-    "len_correct_mean",
-    "len_mean",
-    "entropy_mean",
-    "n_solved",
-    "n_sampled",
-    "n_completions",
-    "n_distinct_correct_mean",
-    "path_entropy_mean",
-    "trl_reward",
-    "loss",
-    "grad_norm",
-    "learning_rate",
-    "n_heat_problems",
-    "time_s",
-]
-PROBLEM_COLUMNS = [
-    "step",
-    "problem",
-    "split",
-    "phase",
-    "accuracy",
-    "n",
-    "n_correct",
-    "len_correct_mean",
-    "len_mean",
-    "n_distinct_correct",
-    "path_entropy",
-]
+# the columns CoNet runs share with LLM runs are defined once, in conceptweb.runformat
+METRIC_COLUMNS = list(LLM_METRIC_COLUMNS)
+PROBLEM_COLUMNS = list(LLM_PROBLEM_COLUMNS)
 
 
 @dataclass(frozen=True)

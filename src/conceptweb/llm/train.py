@@ -31,6 +31,7 @@ from conceptweb.llm.models import (
     save_model,
 )
 from conceptweb.llm.monitor import Monitor, RecordBook
+from conceptweb.llm.recorder import CompletionRecorder, recorded_rows
 from conceptweb.llm.rewards import Task, WalkTask, make_task, node_token
 from conceptweb.llm.runtime import (
     barrier,
@@ -247,6 +248,7 @@ class Orchestrator:
         self.echo = echo
         self.trigger = make_trigger(self.cfg.anneal)
         self.state = RunState.load(run)
+        self.completions: list[dict[str, Any]] = []
         self.dataset_rows = to_rows(
             setup.data.problems,
             self.cfg.data.prompt_template,
@@ -269,6 +271,7 @@ class Orchestrator:
             if resume
             else RecordBook(self.setup.n_problems)
         )
+        self.completions = recorded_rows(run, up_to) if resume else []
         while state.phase != "done":
             if state.phase == "heat":
                 del model
@@ -306,14 +309,26 @@ class Orchestrator:
             on_step=self.on_step,
             on_decision=self._on_decision,
         )
+        recorder = CompletionRecorder(
+            self.setup.task,
+            cfg.record_completions,
+            seed=cfg.seed,
+            run=self.run_dir,
+            step_offset=state.offset,
+            end_ids=tuple(
+                i for i in (tokenizer.eos_token_id, tokenizer.pad_token_id) if i is not None
+            ),
+            rows=self.completions,
+            flush_every=cfg.flush_every,
+        )
         trainer = quiet_trainer(
             GRPOTrainer(
                 model=model,
-                reward_funcs=monitor.correctness,
+                reward_funcs=recorder.wrap(monitor.correctness),
                 args=grpo_config(self.setup, self.run_dir, cfg.steps - state.offset),
                 train_dataset=Dataset.from_list(self.dataset_rows),
                 processing_class=tokenizer,
-                callbacks=[monitor],
+                callbacks=[monitor, recorder],
             )
         )
         trainer.train(resume_from_checkpoint=str(start) if start is not None else None)

@@ -5,6 +5,10 @@ of a token-level log-likelihood. Both engines return the same `Rollouts` and sta
 draw different random numbers, so they agree in distribution, not walk by walk. Each is
 deterministic given its seed.
 
+`ENGINES` is the registry of engines; its names (and `auto`) are the config's choices. Adding
+an engine is one class registered with `@ENGINES.register("name")` that implements
+`RolloutEngine` (import heavy compilers inside it, not at module level).
+
 >>> engine = get_engine("numpy")
 >>> engine.name
 'numpy'
@@ -20,8 +24,7 @@ import numpy as np
 from conceptweb.errors import ConceptwebError
 from conceptweb.model.policy import log_softmax, softmax
 from conceptweb.model.rollouts import Rollouts, problem_stats, sample_rollouts
-
-ENGINE_NAMES = ("auto", "numpy", "numba")
+from conceptweb.registry import Registry
 
 
 class RolloutEngine(Protocol):
@@ -70,6 +73,10 @@ class RolloutEngine(Protocol):
         ...
 
 
+ENGINES: Registry[type[RolloutEngine]] = Registry("rollout engine")
+
+
+@ENGINES.register("numpy")
 class NumpyEngine:
     """The readable reference: all walkers advance together in vectorised numpy."""
 
@@ -96,6 +103,7 @@ class NumpyEngine:
         return float((weights * logp).sum()), grad
 
 
+@ENGINES.register("numba")
 class NumbaEngine:
     """Compiled loops (conceptweb.model.numba_kernels): one walk at a time, no temporaries."""
 
@@ -179,13 +187,20 @@ def numba_available() -> bool:
     return True
 
 
+AUTO = "auto"  # numba when installed, else numpy
 _CACHE: dict[str, RolloutEngine] = {}
+
+
+def engine_names() -> tuple[str, ...]:
+    """The values `model.engine` accepts: auto and every registered engine."""
+    return (AUTO, *ENGINES.names())
 
 
 def get_engine(name: str = "auto") -> RolloutEngine:
     """The engine called `name`; 'auto' is numba when installed, else numpy (saying so once)."""
-    if name not in ENGINE_NAMES:
-        raise ConceptwebError(f"unknown engine {name!r}; choose one of {', '.join(ENGINE_NAMES)}")
+    if name not in engine_names():
+        known = ", ".join(engine_names())
+        raise ConceptwebError(f"unknown engine {name!r}; choose one of {known}")
     if name == "auto":
         name = "numba" if numba_available() else "numpy"
         if name == "numpy" and "auto" not in _CACHE:
@@ -198,5 +213,5 @@ def get_engine(name: str = "auto") -> RolloutEngine:
     if name == "numba" and not numba_available():
         raise ConceptwebError("engine 'numba' needs numba: pip install 'conceptweb[fast]'")
     if name not in _CACHE:
-        _CACHE[name] = NumbaEngine() if name == "numba" else NumpyEngine()
+        _CACHE[name] = ENGINES.get(name)()
     return _CACHE[name]

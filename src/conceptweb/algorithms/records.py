@@ -1,0 +1,190 @@
+"""The recorder of a CoNet run: metric rows, per-problem rows, evaluations and the trigger's history.
+
+The recorder owns every buffer that becomes a file of the run directory, writes them
+(atomically, whole files) and reads them back on resume. Column names come from
+`conceptweb.runformat`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from conceptweb.model.policy import entropy, softmax
+from conceptweb.model.rollouts import Rollouts
+from conceptweb.rundir import RunDir
+from conceptweb.runformat import SPLIT_NEW, SPLIT_TRAIN
+
+SOLVED = 0.5
+
+
+@dataclass
+class TrainHistory:
+    """Per-step records of the training problems so far (what a trigger may look at)."""
+
+    capacity: int
+    n_problems: int
+    n: int = 0
+    _steps: np.ndarray = field(init=False)
+    _reward: np.ndarray = field(init=False)
+    _len: np.ndarray = field(init=False)
+    _acc: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._steps = np.zeros(self.capacity, dtype=np.int64)
+        self._reward = np.full(self.capacity, np.nan)
+        self._len = np.full(self.capacity, np.nan)
+        self._acc = np.full((self.capacity, self.n_problems), np.nan)
+
+    def append(self, step: int, reward: float, len_correct: float, accuracy: np.ndarray) -> None:
+        if self.n == self.capacity:
+            self._grow()
+        self._steps[self.n] = step
+        self._reward[self.n] = reward
+        self._len[self.n] = len_correct
+        self._acc[self.n] = accuracy
+        self.n += 1
+
+    def _grow(self) -> None:
+        cap = max(2 * self.capacity, 16)
+        for name in ("_steps", "_reward", "_len", "_acc"):
+            old = getattr(self, name)
+            shape = (cap,) + old.shape[1:]
+            new = np.full(shape, np.nan) if old.dtype.kind == "f" else np.zeros(shape, old.dtype)
+            new[: self.n] = old[: self.n]
+            setattr(self, name, new)
+        self.capacity = cap
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._steps[: self.n]
+
+    @property
+    def reward(self) -> np.ndarray:
+        return self._reward[: self.n]
+
+    @property
+    def len_correct(self) -> np.ndarray:
+        return self._len[: self.n]
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self._acc[: self.n]
+
+
+def metrics_row(
+    step: int,
+    phase: str,
+    rollouts: Rollouts,
+    stats: dict[str, np.ndarray],
+    Q: int,
+    logits: np.ndarray,
+    temperature: float,
+) -> dict[str, Any]:
+    """The sampling part of a step's metrics (the update and the trigger add theirs).
+
+    Walks 0..Q*G-1 are the training problems' (new problems' walks follow them).
+    """
+    G = rollouts.G
+    train_ok = rollouts.success[: Q * G]
+    train_len = rollouts.lengths[: Q * G]
+    n_ok = int(train_ok.sum())
+    node_entropy = entropy(softmax(logits, temperature))
+    walk, node, _ = rollouts.tokens()
+    visits = np.bincount(node[walk < Q * G], minlength=node_entropy.size)
+    acc = stats["accuracy"][:Q]
+    row: dict[str, Any] = {
+        "step": step,
+        "phase": phase,
+        "reward_mean": float(train_ok.mean()),
+        "len_correct_mean": float(train_len[train_ok].mean()) if n_ok else float("nan"),
+        "len_mean": float(train_len.mean()),
+        "entropy_mean": float(node_entropy.mean()),
+        "entropy_visited": float((visits * node_entropy).sum() / max(visits.sum(), 1)),
+        "n_solved": int((acc >= SOLVED).sum()),
+        "n_distinct_correct_mean": float(stats["n_distinct_correct"][:Q].mean()),
+        "path_entropy_mean": float(np.nanmean(stats["path_entropy"][:Q])) if n_ok else float("nan"),
+    }
+    if stats["accuracy"].size > Q:
+        row["new_acc_mean"] = float(stats["accuracy"][Q:].mean())
+    return row
+
+
+class Recorder:
+    """Buffers of metrics.parquet, problems.parquet and eval.parquet, and the trigger's history."""
+
+    def __init__(self, capacity: int, n_train: int) -> None:
+        self.metrics: list[dict[str, Any]] = []
+        self.problem_chunks: list[dict[str, np.ndarray]] = []
+        self.eval_frames: list[pd.DataFrame] = []
+        self.history = TrainHistory(capacity, n_train)
+
+    def add_step(self, row: dict[str, Any], stats: dict[str, np.ndarray], Q: int) -> None:
+        """Per-problem rows of a step and its entry in the trigger's history (not yet `row`)."""
+        step = int(row["step"])
+        P = stats["accuracy"].size
+        self.problem_chunks.append(
+            {
+                "step": np.full(P, step, dtype=np.int64),
+                "problem": np.arange(P, dtype=np.int64),
+                "split": np.where(np.arange(P) < Q, SPLIT_TRAIN, SPLIT_NEW),
+                "accuracy": stats["accuracy"],
+                "len_correct_mean": stats["len_correct_mean"],
+                "len_mean": stats["len_mean"],
+                "n_distinct_correct": stats["n_distinct_correct"],
+                "path_entropy": stats["path_entropy"],
+            }
+        )
+        self.history.append(
+            step, row["reward_mean"], row["len_correct_mean"], stats["accuracy"][:Q]
+        )
+
+    def add_metrics(self, row: dict[str, Any]) -> None:
+        self.metrics.append(row)
+
+    def add_eval(self, step: int, frame: pd.DataFrame) -> None:
+        frame.insert(0, "step", step)
+        self.eval_frames.append(frame)
+
+    def flush(self, run: RunDir) -> None:
+        """Write metrics, per-problem records and evaluations (atomically, whole files)."""
+        if self.metrics:
+            run.write_table("metrics", pd.DataFrame(self.metrics))
+        if self.problem_chunks:
+            cols = self.problem_chunks[0].keys()
+            table = pa.table(
+                {c: np.concatenate([ch[c] for ch in self.problem_chunks]) for c in cols}
+            )
+            self.problem_chunks = [{c: table.column(c).to_numpy() for c in cols}]
+            run.write_table("problems", table)
+        if self.eval_frames:
+            frame = pd.concat(self.eval_frames, ignore_index=True)
+            self.eval_frames = [frame]
+            run.write_table("eval", frame)
+
+    @classmethod
+    def from_run(cls, run: RunDir, up_to: int, capacity: int, n_train: int) -> Recorder:
+        """The records of `run` up to step `up_to` (rows from after it are dropped)."""
+        rec = cls(max(capacity, 1), n_train)
+        metrics = run.read_table("metrics", required=False)
+        problems = run.read_table("problems", required=False)
+        evals = run.read_table("eval", required=False)
+        if len(metrics):
+            metrics = metrics[metrics["step"] <= up_to]
+            rec.metrics = metrics.to_dict("records")
+        if len(problems):
+            problems = problems[problems["step"] <= up_to]
+            rec.problem_chunks = [{c: problems[c].to_numpy() for c in problems.columns}]
+            train = problems[problems["split"] == SPLIT_TRAIN]
+            acc = train.pivot(index="step", columns="problem", values="accuracy").sort_index()
+            by_step = {int(r["step"]): r for r in rec.metrics}
+            for s, row in acc.iterrows():
+                m = by_step[int(s)]
+                rec.history.append(int(s), m["reward_mean"], m["len_correct_mean"], row.to_numpy())
+        if len(evals):
+            rec.eval_frames = [evals[evals["step"] <= up_to]]
+        return rec

@@ -1,0 +1,146 @@
+"""Ground truth for the extractor: CoNet walks written as text, where each step's node is known.
+
+With token segmentation, a step's text is its node ("n17"), which the extractor never looks at
+(it clusters hidden states). These functions compare its concepts and webs with the nodes':
+cluster purity, edge-set F1 of the webs (concepts mapped to their majority node), and <k>.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from conceptweb.analysis.reasoning import (
+    edges_frame,
+    sequences_of,
+    transition_counts,
+    web_from_edges,
+)
+from conceptweb.analysis.topology import undirected_projection
+
+NODE = re.compile(r"^n(\d+)$")
+
+
+def true_nodes(texts: pd.Series) -> np.ndarray:
+    """The node of each step text ('n17' -> 17; anything else -> -1)."""
+    return np.array(
+        [int(m.group(1)) if (m := NODE.match(str(t).strip())) else -1 for t in texts],
+        dtype=np.int64,
+    )
+
+
+def purity(concepts: np.ndarray, labels: np.ndarray) -> tuple[float, dict[int, int]]:
+    """Fraction of steps whose concept's majority label is their own; and concept -> majority."""
+    frame = pd.DataFrame({"c": concepts, "y": labels})
+    counts = frame.groupby(["c", "y"]).size().reset_index(name="n")
+    top = counts.sort_values(["c", "n", "y"], ascending=[True, False, True]).drop_duplicates("c")
+    majority = dict(zip(top["c"].astype(int), top["y"].astype(int), strict=True))
+    return float(top["n"].sum() / len(frame)) if len(frame) else math.nan, majority
+
+
+def avg_degree(web: Any) -> float:
+    g = undirected_projection(web)
+    n = g.number_of_nodes()
+    return 2.0 * g.number_of_edges() / n if n else math.nan
+
+
+def edge_f1(found: set[tuple[int, int]], true: set[tuple[int, int]]) -> float:
+    if not found and not true:
+        return 1.0
+    tp = len(found & true)
+    if tp == 0:
+        return 0.0
+    p, r = tp / len(found), tp / len(true)
+    return 2 * p * r / (p + r)
+
+
+def score_checkpoint(
+    steps: pd.DataFrame, edges: pd.DataFrame, tau: float, column: str = "concept"
+) -> dict[str, Any]:
+    """Purity, edge F1 and <k> of one checkpoint's extracted web against the true nodes' web."""
+    labels = true_nodes(steps["text"])
+    pur, majority = purity(steps[column].to_numpy(), labels)
+    if column == "concept":
+        web = web_from_edges(edges, tau)
+    else:
+        web = web_from_edges(edges_frame(0, transition_counts(sequences_of(steps, column))), tau)
+    mapped = {(majority[a], majority[b]) for a, b in web.edges()}
+    mapped = {(a, b) for a, b in mapped if a != b}
+    other = int(labels.max()) + 1 if len(labels) else 0  # non-node tokens: one class of their own
+    truth = steps.assign(node=np.where(labels < 0, other, labels))
+    true_web = web_from_edges(edges_frame(0, transition_counts(sequences_of(truth, "node"))), tau)
+    k_found, k_true = avg_degree(web), avg_degree(true_web)
+    per_node = pd.Series(list(majority.values())).value_counts()
+    return {
+        "purity": pur,
+        "edge_f1": edge_f1(mapped, set(true_web.edges())),
+        "k_extracted": k_found,
+        "k_true": k_true,
+        "k_diff": k_found - k_true,
+        "n_nodes": int(len(set(labels.tolist()))),
+        "n_concepts": int(steps[column].nunique()),
+        "nodes_split": int((per_node >= 2).sum()),
+        "n_steps": len(steps),
+    }
+
+
+def score_token_graph(
+    steps: pd.DataFrame, edges: pd.DataFrame, tau: float = 0.5, column: str = "concept"
+) -> pd.DataFrame:
+    """One row per checkpoint: step, purity, edge_f1, k_extracted, k_true, k_diff, ..."""
+    rows = []
+    for step in sorted(int(s) for s in steps["step"].unique()):
+        row = {"step": step}
+        row.update(
+            score_checkpoint(
+                steps[steps["step"] == step], edges[edges["step"] == step], tau, column
+            )
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _cond_entropy(a: np.ndarray, given: np.ndarray) -> float:
+    """H(a | given) in nats, from counts."""
+    frame = pd.DataFrame({"a": a, "g": given})
+    joint = frame.groupby(["g", "a"]).size()
+    marg = frame.groupby("g").size()
+    p_joint = joint / len(frame)
+    p_cond = joint / marg.reindex(joint.index.get_level_values(0)).to_numpy()
+    return float(-(p_joint * np.log(p_cond)).sum())
+
+
+def split_information(
+    steps: pd.DataFrame, column: str, seed: int = 0, n_perm: int = 20
+) -> dict[str, float]:
+    """Do concepts that split one node carry the problem (whose target the prompt shows)?
+
+    Returns H(C | node) (how much a node is split into states), the information the concept
+    carries about the problem beyond the node, I(C; problem | node) = H(C|node) - H(C|node,
+    problem), and the same under a permutation of problems within each node (its chance level).
+    """
+    y = true_nodes(steps["text"])
+    c = steps[column].to_numpy()
+    q = steps["problem"].to_numpy()
+    h_c_y = _cond_entropy(c, y)
+
+    def info(qq: np.ndarray) -> float:
+        return h_c_y - _cond_entropy(c, y * (int(qq.max()) + 1) + qq)
+
+    rng = np.random.default_rng([seed, 13])
+    perm = []
+    for _ in range(n_perm):
+        qq = q.copy()
+        for node in np.unique(y):
+            idx = np.flatnonzero(y == node)
+            qq[idx] = rng.permutation(qq[idx])
+        perm.append(info(qq))
+    return {
+        "H_concept_given_node": h_c_y,
+        "I_concept_problem_given_node": info(q),
+        "I_chance": float(np.mean(perm)),
+    }

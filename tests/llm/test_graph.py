@@ -1,0 +1,236 @@
+"""`conceptweb llm graph`: segmentation, one codebook across checkpoints, resume, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from tests.llm.conftest import require_llm_packages
+
+pytestmark = pytest.mark.llm
+require_llm_packages()
+pytest.importorskip("sklearn")
+
+from conceptweb.analysis.reasoning import load_graph  # noqa: E402
+from conceptweb.interfaces.cli import app  # noqa: E402
+from conceptweb.llm import graph as graph_mod  # noqa: E402
+from conceptweb.llm.graph import (  # noqa: E402
+    PATTERNS,
+    GraphSettings,
+    assign_windows,
+    build_graph,
+    segment,
+)
+from conceptweb.llm.recorder import completions_frame  # noqa: E402
+from conceptweb.llm.truth import score_token_graph  # noqa: E402
+from conceptweb.rundir import RunDir  # noqa: E402
+
+N_NODES = 10
+
+
+def texts(spans: list[tuple[int, int]], text: str) -> list[str]:
+    return [text[a:b] for a, b in spans]
+
+
+def test_segmentations() -> None:
+    t = "First step. Then 2.5+2=4.5!\nNext line\n\nNew para  here.\n"
+    assert texts(segment(t, PATTERNS["line"]), t) == [
+        "First step. Then 2.5+2=4.5!",
+        "Next line",
+        "New para  here.",
+    ]
+    assert texts(segment(t, PATTERNS["paragraph"]), t) == [
+        "First step. Then 2.5+2=4.5!\nNext line",
+        "New para  here.",
+    ]
+    assert texts(segment(t, PATTERNS["sentence"]), t) == [
+        "First step.",
+        "Then 2.5+2=4.5!",
+        "Next line",
+        "New para  here.",
+    ]
+    assert texts(segment(" n3 n41  n17", PATTERNS["token"]), " n3 n41  n17") == [
+        "n3",
+        "n41",
+        "n17",
+    ]
+    assert texts(segment("a; b ;; c", r"[^;]+"), "a; b ;; c") == ["a", "b", "c"]
+    assert segment("   \n\n ", PATTERNS["line"]) == []
+
+
+def test_windows_partition_the_recorded_steps() -> None:
+    rec = np.arange(1, 13)  # step s was sampled by the policy after s-1 updates
+    own = assign_windows(rec, [0, 4, 8, 11], None)
+    assert own.tolist() == [0, 4, 4, 4, 4, 8, 8, 8, 8, 11, 11, 11]
+    own2 = assign_windows(rec, [0, 4, 8, 11], 2)
+    assert own2.tolist() == [0, -1, -1, 4, 4, -1, -1, 8, 8, -1, 11, 11]
+
+
+def make_run(tmp: Path, n_walks: int = 40, seed: int = 0) -> tuple[Path, list[list[int]]]:
+    """An LLM run of CoNet walks as text: a tiny model at steps 0, 4 and 8 and recorded walks."""
+    import torch
+
+    from conceptweb.llm.config import ScratchModelConfig
+    from conceptweb.llm.models import build_scratch_model, build_wordlevel_tokenizer, save_model
+
+    rng = np.random.default_rng(seed)
+    nb = np.array([[(i + d) % N_NODES for d in (1, 2, 5)] for i in range(N_NODES)])
+    tok = build_wordlevel_tokenizer([], ["from", "to", ":", *(f"n{i}" for i in range(N_NODES))])
+    model = build_scratch_model(
+        ScratchModelConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64), tok
+    )
+    cfg = {"model": {"scratch": {}}, "task": {"kind": "conet_walk", "graph": "g.npz"}}
+    run = RunDir.create(tmp / "run", cfg, kind="llm")
+    save_model(model, tok, run.path / "init")
+    for step in (4, 8):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        save_model(model, tok, run.path / "checkpoints" / f"checkpoint-{step}")
+    run.update_meta(last_step=8, status="finished")
+    rows, walks = [], []
+    for i in range(n_walks):
+        s, t = rng.choice(N_NODES, 2, replace=False)
+        pos, walk = int(s), []
+        for _ in range(6):
+            pos = int(nb[pos, rng.integers(3)])
+            walk.append(pos)
+        walks.append(walk)
+        rows.append(
+            {
+                "step": 1 + i % 9,
+                "problem": i % 5,
+                "sample": i,
+                "prompt": f"from n{s} to n{t} :",
+                "text": " " + " ".join(f"n{x}" for x in walk),
+                "n_tokens": len(walk),
+                "correct": i % 4 != 3,
+                "truncated": False,
+            }
+        )
+    run.write_table("completions", completions_frame(rows))
+    return run.path, walks
+
+
+def test_graph_recovers_the_nodes_with_one_codebook(tmp_path: Path) -> None:
+    path, _ = make_run(tmp_path)
+    gdir = build_graph(path, GraphSettings(n_concepts=N_NODES, segment="token"))
+    steps, edges, meta = load_graph(RunDir.open(path))
+    assert gdir == path / "graph" and meta["segment"] == "token" and meta["layer"] == 2
+    assert sorted(steps["step"].unique()) == [0, 4, 8] and steps["correct"].all()
+    assert sorted(meta["sweep_concepts"]) == [5, 20]
+    assert {"concept_k5", "concept_k20"} <= set(steps.columns)
+    # one codebook: a node's steps get the same concept at every checkpoint
+    per_node = steps.groupby("text")["concept"].nunique()
+    assert (per_node == 1).mean() >= 0.9
+    score = score_token_graph(steps, edges, tau=0.3)
+    assert score["purity"].min() >= 0.9 and score["edge_f1"].min() >= 0.9
+    assert (score["k_diff"].abs() <= 0.1).all()
+    # edges are the transitions of the linked completions, with P(c'|c) summing to one
+    assert np.allclose(edges.groupby(["step", "src"])["prob"].sum(), 1.0)
+    assert edges["count"].sum() == len(steps) - steps.groupby(["record_step", "sample"]).ngroups
+
+
+def test_interrupted_build_resumes_from_the_cache(tmp_path: Path, monkeypatch) -> None:
+    path, _ = make_run(tmp_path)
+    calls: list[int] = []
+    real = graph_mod.represent_checkpoint
+
+    def counting(plan, step, rows):
+        calls.append(step)
+        if step == 8 and len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(plan, step, rows)
+
+    monkeypatch.setattr(graph_mod, "represent_checkpoint", counting)
+    s = GraphSettings(n_concepts=N_NODES)
+    with pytest.raises(KeyboardInterrupt):
+        build_graph(path, s)
+    assert not (path / "graph" / "meta.json").exists()
+    build_graph(path, s)
+    assert calls == [0, 4, 8, 8]  # 0 and 4 were not represented again
+    first = pd.read_parquet(path / "graph" / "steps.parquet")
+    build_graph(path, s)
+    assert calls == [0, 4, 8, 8]
+    pd.testing.assert_frame_equal(first, pd.read_parquet(path / "graph" / "steps.parquet"))
+
+
+def cli(*args: str) -> object:
+    return CliRunner().invoke(app, ["llm", "graph", *args])
+
+
+def assert_user_error(res, path: Path, needle: str) -> None:
+    assert res.exit_code == 2, res.output
+    lines = [x for x in res.output.strip().splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], res.output
+    assert not (path / "graph" / "meta.json").exists()
+
+
+def test_bad_input_one_line_and_nothing_written(tmp_path: Path) -> None:
+    path, _ = make_run(tmp_path)
+    p = str(path)
+    assert_user_error(cli(p, "--steps", "5"), path, "no checkpoint at step")
+    assert_user_error(cli(p, "--layer", "7"), path, "out of range")
+    assert_user_error(cli(p, "--concepts", "100000"), path, "only")
+    assert_user_error(cli(p, "--segment", "regex", "--pattern", "zzz"), path, "no steps")
+    assert not (path / "graph").exists()
+    (path / "completions.parquet").unlink()
+    assert_user_error(cli(p), path, "record_completions")
+
+
+def test_unloadable_checkpoint_leaves_no_trace(tmp_path: Path) -> None:
+    path, _ = make_run(tmp_path)
+    (path / "checkpoints" / "checkpoint-8" / "model.safetensors").write_bytes(b"broken")
+    res = cli(str(path), "--concepts", "5", "--quiet")
+    assert_user_error(res, path, "cannot load the checkpoint")
+    assert not (path / "graph").exists()
+
+
+def test_cli_writes_and_summarises(tmp_path: Path) -> None:
+    path, _ = make_run(tmp_path)
+    res = cli(str(path), "--concepts", "10", "--quiet", "--represent", "text")
+    assert res.exit_code == 0, res.output
+    meta = json.loads((path / "graph" / "meta.json").read_text())
+    assert meta["represent"] == "text" and meta["n_concepts"] == 10
+
+
+def test_record_graph_analyze_on_a_trained_run(tmp_path: Path) -> None:
+    from conceptweb.llm.train import train_llm
+    from tests.llm.conftest import tiny_config
+
+    out = tmp_path / "run"
+    cfg = tiny_config(steps=4, save_steps=2, record_completions=5)
+    cfg.grpo.max_completion_length = 4
+    train_llm(cfg, out, echo=lambda m: None)
+    comp = pd.read_parquet(out / "completions.parquet")
+    assert list(comp.columns) == [
+        "step",
+        "problem",
+        "sample",
+        "prompt",
+        "text",
+        "n_tokens",
+        "correct",
+        "truncated",
+    ]
+    assert comp.groupby("step").size().tolist() == [5, 5, 5, 5]  # 32 completions, 5 kept
+    assert (comp["sample"] < 4).all() and (comp["n_tokens"] <= 4).all()
+    assert (~comp["truncated"] | (comp["n_tokens"] == 4)).all()  # only full-length ones
+    res = cli(str(out), "--segment", "token", "--all", "--concepts", "3", "--quiet")
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(app, ["analyze", str(out)])
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["web"] is not None and summary["web"]["final_step"] == 4
+    rg = summary["reasoning_graph"]
+    assert rg["method"]["n_concepts"] == 3 and rg["final_step"] == 4
+    ks = {r["n_concepts"] for r in rg["degree_sensitivity"]}
+    assert 3 in ks and ks <= {2, 3, 6}
+    assert (out / "figures" / "degree_sensitivity.png").is_file()
+    assert (out / "figures" / "reasoning_graph.png").is_file()
+    assert "Web extracted from text" in (out / "report.md").read_text()
