@@ -254,10 +254,10 @@ def trees_over_training(
     steps = run.checkpoint_steps()
     for i, s in enumerate(steps):
         ck = run.load_checkpoint(s)
-        probs = softmax(np.asarray(ck["logits"], float), float(ck["temperature"]))
-        nb = np.asarray(ck["neighbors"])
+        probs = softmax(np.asarray(ck.logits, float), float(ck.temperature))
+        nb = np.asarray(ck.neighbors)
         succ = dominant_successors(probs, nb, tau)
-        rows.append({"step": int(s), **tree_stats(succ, ck["sources"], ck["targets"], L)})
+        rows.append({"step": int(s), **tree_stats(succ, ck.sources, ck.targets, L)})
         dom.append(nb[np.arange(nb.shape[0]), probs.argmax(axis=1)])
         ent.append(entropy(probs))
         if on_progress is not None:
