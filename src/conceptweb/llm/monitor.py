@@ -6,13 +6,14 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from conceptweb.algorithms.heating import Trigger, select_hard_problems
+from conceptweb.analysis.events import DEFAULT_CONFIDENCE, OBSERVED_PHASES, EventTracker
 from conceptweb.llm.rewards import Score, Task
 from conceptweb.rundir import RunDir
 from conceptweb.runformat import LLM_METRIC_COLUMNS, LLM_PROBLEM_COLUMNS
@@ -100,27 +101,27 @@ def step_metrics(completions: list[Completion], per_problem: pd.DataFrame) -> di
     }
 
 
-@dataclass
 class LLMHistory:
-    """What a trigger sees: RL steps so far, and per-problem accuracy (NaN where not sampled)."""
+    """What a trigger sees: RL steps so far, and per-problem events between observations.
 
-    n_problems: int
-    _steps: list[int] = field(default_factory=list)
-    _reward: list[float] = field(default_factory=list)
-    _len: list[float] = field(default_factory=list)
-    _acc: np.ndarray = field(init=False)
+    Per-problem results go into an EventTracker (O(problems) memory, nothing dense), so a run
+    over 100k problems costs the same per step as one over 100; `forgetting` holds the events
+    per recorded step, which the frustration detector uses instead of a dense accuracy matrix.
+    """
 
-    def __post_init__(self) -> None:
-        self._acc = np.full((16, self.n_problems), np.nan)
+    def __init__(self, n_problems: int, confidence: float = DEFAULT_CONFIDENCE) -> None:
+        self.n_problems = n_problems
+        self.tracker = EventTracker(n_problems, confidence=confidence)
+        self._steps: list[int] = []
+        self._reward: list[float] = []
+        self._len: list[float] = []
 
-    def append(self, step: int, reward: float, len_correct: float, acc: dict[int, float]) -> None:
-        n = len(self._steps)
-        if n == self._acc.shape[0]:
-            grown = np.full((2 * n, self.n_problems), np.nan)
-            grown[:n] = self._acc
-            self._acc = grown
-        for q, a in acc.items():
-            self._acc[n, q] = a
+    def observe(self, step: int, problems: Any, n: Any, n_correct: Any) -> None:
+        """Per-problem results at `step` (training samples or a sentinel evaluation)."""
+        self.tracker.observe(step, problems, n, n_correct)
+
+    def append(self, step: int, reward: float, len_correct: float) -> None:
+        """Close step `step` of RL with its mean reward and mean length of correct completions."""
         self._steps.append(step)
         self._reward.append(reward)
         self._len.append(len_correct)
@@ -138,28 +139,27 @@ class LLMHistory:
         return np.asarray(self._len, dtype=np.float64)
 
     @property
-    def accuracy(self) -> np.ndarray:
-        return self._acc[: len(self._steps)]
+    def forgetting(self) -> np.ndarray:
+        """Forgetting events at each recorded step, each spread over its observation gap."""
+        return self.tracker.spread_at(self._steps)[0]
+
+    @property
+    def learning(self) -> np.ndarray:
+        return self.tracker.spread_at(self._steps)[1]
 
     def recent_accuracy(self, recent: int) -> np.ndarray:
-        """Per problem, the mean of its last `recent` observed accuracies (NaN if never seen)."""
-        acc = self.accuracy
-        out = np.full(self.n_problems, np.nan)
-        seen = ~np.isnan(acc)
-        for q in np.flatnonzero(seen.any(axis=0)):
-            obs = acc[seen[:, q], q]
-            out[q] = obs[-recent:].mean()
-        return out
+        """Per problem, the pooled accuracy of its last `recent` observations (NaN if never seen)."""
+        return self.tracker.recent_accuracy(recent)
 
 
 class RecordBook:
     """All rows of a run so far (metrics and per-problem), the trigger's history, and their files."""
 
-    def __init__(self, n_problems: int) -> None:
+    def __init__(self, n_problems: int, confidence: float = DEFAULT_CONFIDENCE) -> None:
         self.n_problems = n_problems
         self.metrics: list[dict[str, Any]] = []
         self.problem_frames: list[pd.DataFrame] = []
-        self.history = LLMHistory(n_problems)
+        self.history = LLMHistory(n_problems, confidence)
 
     def row(self, step: int) -> dict[str, Any] | None:
         for r in reversed(self.metrics):
@@ -174,10 +174,11 @@ class RecordBook:
         row.update(step_metrics(completions, per_problem))
         self.metrics.append(row)
         self._add_problem_rows(step, "rl", per_problem)
-        acc = dict(
-            zip(per_problem["problem"].tolist(), per_problem["accuracy"].tolist(), strict=True)
-        )
-        self.history.append(step, row["reward_mean"], row["len_correct_mean"], acc)
+        if len(per_problem):
+            self.history.observe(
+                step, per_problem["problem"], per_problem["n"], per_problem["n_correct"]
+            )
+        self.history.append(step, row["reward_mean"], row["len_correct_mean"])
         return row
 
     def add_sft_step(self, step: int, n_heat_problems: int, **fields: Any) -> dict[str, Any]:
@@ -227,9 +228,11 @@ class RecordBook:
             run.update_meta(last_step=int(self.metrics[-1]["step"]))
 
     @classmethod
-    def from_run(cls, run: RunDir, n_problems: int, up_to: int) -> RecordBook:
+    def from_run(
+        cls, run: RunDir, n_problems: int, up_to: int, confidence: float = DEFAULT_CONFIDENCE
+    ) -> RecordBook:
         """The records of `run` up to step `up_to` (later rows, from after the checkpoint, dropped)."""
-        book = cls(n_problems)
+        book = cls(n_problems, confidence)
         metrics = run.read_table("metrics", required=False)
         problems = run.read_table("problems", required=False)
         if not len(metrics):
@@ -245,14 +248,15 @@ class RecordBook:
                 r.setdefault(c, math.nan)
         if len(problems):
             book.problem_frames = [problems.reset_index(drop=True)]
-        rl_problems = problems[problems["phase"] == "rl"] if len(problems) else problems
-        groups = dict(tuple(rl_problems.groupby("step"))) if len(rl_problems) else {}
+        observed = problems[problems["phase"].isin(OBSERVED_PHASES)] if len(problems) else problems
+        groups = dict(tuple(observed.groupby("step"))) if len(observed) else {}
         for r in book.metrics:
             if r["phase"] != "rl":
                 continue
             g = groups.get(r["step"])
-            acc = {} if g is None else dict(zip(g["problem"], g["accuracy"], strict=True))
-            book.history.append(int(r["step"]), r["reward_mean"], r["len_correct_mean"], acc)
+            if g is not None:
+                book.history.observe(int(r["step"]), g["problem"], g["n"], g["n_correct"])
+            book.history.append(int(r["step"]), r["reward_mean"], r["len_correct_mean"])
         return book
 
 

@@ -266,10 +266,11 @@ class Orchestrator:
         if state.phase == "heat":
             trl_step = int(state.heats[-1]["trl_step"])
         up_to = trl_step + state.offset
+        conf = self.cfg.anneal.detector.confidence
         book = (
-            RecordBook.from_run(run, self.setup.n_problems, up_to)
+            RecordBook.from_run(run, self.setup.n_problems, up_to, conf)
             if resume
-            else RecordBook(self.setup.n_problems)
+            else RecordBook(self.setup.n_problems, conf)
         )
         self.completions = recorded_rows(run, up_to) if resume else []
         while state.phase != "done":
