@@ -28,9 +28,11 @@ to 0 to allow firing on the knee or the V alone), and before `min_steps` steps o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from conceptweb.algorithms.heating import History
 from conceptweb.config import DetectorConfig
@@ -218,3 +220,59 @@ class FrustrationDetector:
         else:
             fire = bool(ev[self.signal])
         return bool(fire), ev
+
+
+def replay(
+    observations: pd.DataFrame,
+    detector: FrustrationDetector,
+    per_step: pd.DataFrame | None = None,
+    n_problems: int | None = None,
+) -> dict[str, Any]:
+    """Replay the online detector over recorded per-problem results, step by step.
+
+    observations: columns step, problem, n, n_correct (conceptweb.analysis.events). per_step:
+    optional columns step, reward_mean, len_correct_mean (for the knee and length signals;
+    NaN without). At each step the detector sees exactly what it would have seen online.
+    Returns whether and when it fired, its evidence then (or at the end), and the event counts.
+    """
+    from conceptweb.analysis.events import ObservationHistory, read_observations
+
+    obs = read_observations(observations)
+    if n_problems is None:
+        n_problems = int(obs["problem"].max()) + 1 if len(obs) else 0
+    steps = np.unique(obs["step"].to_numpy())
+    if per_step is not None and len(per_step):
+        steps = np.union1d(steps, per_step["step"].to_numpy().astype(np.int64))
+        per = per_step.drop_duplicates("step", keep="last").set_index("step")
+    else:
+        per = pd.DataFrame(columns=["reward_mean", "len_correct_mean"])
+    history = ObservationHistory(n_problems, detector.confidence)
+    groups = {int(s): g for s, g in obs.groupby("step", sort=True)}
+    fired_step, fire_evidence, evidence = None, {}, {}
+    for step in steps.tolist():
+        g = groups.get(int(step))
+        if g is not None:
+            history.observe(int(step), g["problem"], g["n"], g["n_correct"])
+        row = per.loc[step] if step in per.index else {}
+        history.append(
+            int(step),
+            float(row.get("reward_mean", np.nan)),
+            float(row.get("len_correct_mean", np.nan)),
+        )
+        fire, evidence = detector.decide(history)
+        if fire and fired_step is None:
+            fired_step, fire_evidence = int(step), dict(evidence)
+    f_counts, l_counts = history.tracker.events_at(history.steps)
+    return {
+        "fired": fired_step is not None,
+        "fire_step": fired_step,
+        "evidence": fire_evidence if fired_step is not None else evidence,
+        "n_steps": int(len(steps)),
+        "first_step": int(steps[0]) if len(steps) else None,
+        "last_step": int(steps[-1]) if len(steps) else None,
+        "n_problems": int(n_problems),
+        "n_observations": int(len(obs)),
+        "n_forgetting_events": int(f_counts.sum()),
+        "n_learning_events": int(l_counts.sum()),
+        "detector": asdict(detector),
+    }

@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_CONFIDENCE",
     "EVENT_TABLE_COLUMNS",
     "EventTracker",
+    "ObservationHistory",
     "binomial_state",
     "observation_events",
     "observation_frustration",
@@ -302,3 +303,54 @@ def observation_frustration(
         forget=forget,
         learn=learn,
     )
+
+
+class ObservationHistory:
+    """What a trigger sees of a sparsely sampled run: steps, reward, length, events per step.
+
+    Implements the heating History protocol without a dense accuracy matrix: per-problem
+    results go into an EventTracker, and `forgetting` gives the events per recorded step
+    (each spread over its observation gap), which the frustration detector uses.
+    """
+
+    def __init__(self, n_problems: int, confidence: float = DEFAULT_CONFIDENCE) -> None:
+        self.n_problems = n_problems
+        self.tracker = EventTracker(n_problems, confidence=confidence)
+        self._steps: list[int] = []
+        self._reward: list[float] = []
+        self._len: list[float] = []
+
+    def observe(self, step: int, problems: Any, n: Any, n_correct: Any) -> None:
+        """Per-problem results at `step` (training samples or a sentinel evaluation)."""
+        self.tracker.observe(step, problems, n, n_correct)
+
+    def append(self, step: int, reward: float, len_correct: float) -> None:
+        """Close step `step` with its mean reward and mean length of correct completions."""
+        self._steps.append(step)
+        self._reward.append(reward)
+        self._len.append(len_correct)
+
+    @property
+    def steps(self) -> np.ndarray:
+        return np.asarray(self._steps, dtype=np.int64)
+
+    @property
+    def reward(self) -> np.ndarray:
+        return np.asarray(self._reward, dtype=np.float64)
+
+    @property
+    def len_correct(self) -> np.ndarray:
+        return np.asarray(self._len, dtype=np.float64)
+
+    @property
+    def forgetting(self) -> np.ndarray:
+        """Forgetting events at each recorded step, each spread over its observation gap."""
+        return self.tracker.spread_at(self._steps)[0]
+
+    @property
+    def learning(self) -> np.ndarray:
+        return self.tracker.spread_at(self._steps)[1]
+
+    def recent_accuracy(self, recent: int) -> np.ndarray:
+        """Per problem, the pooled accuracy of its last `recent` observations (NaN if never seen)."""
+        return self.tracker.recent_accuracy(recent)

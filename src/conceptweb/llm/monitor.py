@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from conceptweb.algorithms.heating import Trigger, select_hard_problems
-from conceptweb.analysis.events import DEFAULT_CONFIDENCE, OBSERVED_PHASES, EventTracker
+from conceptweb.analysis.events import DEFAULT_CONFIDENCE, OBSERVED_PHASES, ObservationHistory
 from conceptweb.llm.rewards import Score, Task
 from conceptweb.rundir import RunDir
 from conceptweb.runformat import LLM_METRIC_COLUMNS, LLM_PROBLEM_COLUMNS
@@ -101,57 +101,6 @@ def step_metrics(completions: list[Completion], per_problem: pd.DataFrame) -> di
     }
 
 
-class LLMHistory:
-    """What a trigger sees: RL steps so far, and per-problem events between observations.
-
-    Per-problem results go into an EventTracker (O(problems) memory, nothing dense), so a run
-    over 100k problems costs the same per step as one over 100; `forgetting` holds the events
-    per recorded step, which the frustration detector uses instead of a dense accuracy matrix.
-    """
-
-    def __init__(self, n_problems: int, confidence: float = DEFAULT_CONFIDENCE) -> None:
-        self.n_problems = n_problems
-        self.tracker = EventTracker(n_problems, confidence=confidence)
-        self._steps: list[int] = []
-        self._reward: list[float] = []
-        self._len: list[float] = []
-
-    def observe(self, step: int, problems: Any, n: Any, n_correct: Any) -> None:
-        """Per-problem results at `step` (training samples or a sentinel evaluation)."""
-        self.tracker.observe(step, problems, n, n_correct)
-
-    def append(self, step: int, reward: float, len_correct: float) -> None:
-        """Close step `step` of RL with its mean reward and mean length of correct completions."""
-        self._steps.append(step)
-        self._reward.append(reward)
-        self._len.append(len_correct)
-
-    @property
-    def steps(self) -> np.ndarray:
-        return np.asarray(self._steps, dtype=np.int64)
-
-    @property
-    def reward(self) -> np.ndarray:
-        return np.asarray(self._reward, dtype=np.float64)
-
-    @property
-    def len_correct(self) -> np.ndarray:
-        return np.asarray(self._len, dtype=np.float64)
-
-    @property
-    def forgetting(self) -> np.ndarray:
-        """Forgetting events at each recorded step, each spread over its observation gap."""
-        return self.tracker.spread_at(self._steps)[0]
-
-    @property
-    def learning(self) -> np.ndarray:
-        return self.tracker.spread_at(self._steps)[1]
-
-    def recent_accuracy(self, recent: int) -> np.ndarray:
-        """Per problem, the pooled accuracy of its last `recent` observations (NaN if never seen)."""
-        return self.tracker.recent_accuracy(recent)
-
-
 class RecordBook:
     """All rows of a run so far (metrics and per-problem), the trigger's history, and their files."""
 
@@ -159,7 +108,7 @@ class RecordBook:
         self.n_problems = n_problems
         self.metrics: list[dict[str, Any]] = []
         self.problem_frames: list[pd.DataFrame] = []
-        self.history = LLMHistory(n_problems, confidence)
+        self.history = ObservationHistory(n_problems, confidence)
 
     def row(self, step: int) -> dict[str, Any] | None:
         for r in reversed(self.metrics):
