@@ -1,7 +1,8 @@
 """The `conceptweb` command line: the root app, assembled from one Typer app per command group.
 
 Groups: single runs (`cli_train`: train, sft, presets, config), analysis (`cli_analysis`:
-analyze, web), replaying the detector (`cli_detect`: detect), experiment suites (`cli_experiments`: reproduce, ablate) and the LLM side
+analyze, web), the detector's replay (`cli_detect`: detect), experiment suites
+(`cli_experiments`: reproduce, ablate) and the LLM side
 (`cli_llm`: the `llm` sub-command). Each group imports only `cli_common`; heavy libraries are
 imported inside the commands that need them.
 """
