@@ -223,6 +223,20 @@ class DetectorConfig(_Strict):
     signal: Literal["forgetting", "knee", "length", "vote"] = Field(
         "forgetting", description="which past-only signal decides (vote: two of the three)"
     )
+    confidence: float = Field(
+        0.9,
+        gt=0,
+        lt=1,
+        description="level of the binomial interval that calls an observation of a problem solved "
+        "or unsolved (runs recorded with n and n_correct per problem: LLM runs)",
+    )
+    peak_p: float = Field(
+        1e-6,
+        gt=0,
+        le=1,
+        description="runs recorded per observation (LLM runs): fire only on an F peak whose "
+        "events are this unlikely (Poisson) at the run's rate of chance flips outside the peak",
+    )
 
 
 class HeatConfig(_Strict):

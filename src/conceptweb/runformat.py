@@ -97,6 +97,7 @@ LLM_METRIC_COLUMNS = (
     "grad_norm",
     "learning_rate",
     "n_heat_problems",
+    "trl_logged",  # TRL's log for the step was attached (false: the run stopped before it)
     "time_s",
 )
 DETECTOR_PREFIX = "det_"  # the trigger's decision (det_fire) and evidence, after the columns above

@@ -49,17 +49,28 @@ def test_per_problem_accuracy_lengths_and_diversity() -> None:
     assert m["n_solved"] == 1 and m["n_sampled"] == 2 and m["n_completions"] == 6
 
 
-def test_history_marks_unsampled_problems_missing() -> None:
+def test_history_keeps_unsampled_problems_unchanged() -> None:
     book = RecordBook(n_problems=4)
     book.add_rl_step(1, [C(0, True, 2), C(0, False, 2), C(1, False, 2), C(1, False, 2)])
     book.add_rl_step(2, [C(2, True, 2), C(2, True, 2), C(0, False, 2), C(0, False, 2)])
-    acc = book.history.accuracy
-    assert acc.shape == (2, 4)
-    np.testing.assert_array_equal(acc[0], [0.5, 0.0, np.nan, np.nan])
-    np.testing.assert_array_equal(acc[1], [0.0, np.nan, 1.0, np.nan])
     recent = book.history.recent_accuracy(recent=2)
     np.testing.assert_allclose(recent, [0.25, 0.0, 1.0, np.nan])
     assert list(book.history.steps) == [1, 2] and list(book.history.reward) == [0.25, 0.5]
+    assert not hasattr(book.history, "accuracy")  # no dense steps x problems array
+
+
+def test_history_counts_events_between_observations() -> None:
+    book = RecordBook(n_problems=3)
+    solved = [C(0, True, 2)] * 8 + [C(1, False, 2)] * 8
+    book.add_rl_step(1, solved)
+    for step in range(2, 6):  # problems 0 and 1 not sampled: no events, whatever the gap
+        book.add_rl_step(step, [C(2, True, 2)] * 8)
+    book.add_rl_step(6, [C(0, False, 2)] * 8 + [C(1, True, 2)] * 8)
+    # one event each, found at step 6, spread over the gap 2..6 since the last observation
+    np.testing.assert_allclose(book.history.forgetting, [0, 0.2, 0.2, 0.2, 0.2, 0.2])
+    np.testing.assert_allclose(book.history.learning, [0, 0.2, 0.2, 0.2, 0.2, 0.2])
+    f, lr = book.history.tracker.events_at(book.history.steps)
+    assert list(f) == [0, 0, 0, 0, 0, 1] and list(lr) == [0, 0, 0, 0, 0, 1]
 
 
 def test_records_round_trip_and_truncate(tmp_path: Path) -> None:
@@ -87,4 +98,5 @@ def test_records_round_trip_and_truncate(tmp_path: Path) -> None:
     back = RecordBook.from_run(run, 3, up_to=2)
     assert [r["step"] for r in back.metrics] == [1, 2]
     assert list(back.history.steps) == [1, 2]
-    np.testing.assert_array_equal(back.history.accuracy, book.history.accuracy[:2])
+    np.testing.assert_array_equal(back.history.forgetting, book.history.forgetting[:2])
+    np.testing.assert_allclose(back.history.recent_accuracy(3), [np.nan, 0.5, 0.0])

@@ -35,6 +35,7 @@ from conceptweb.analysis.dynamics import (
     frustration_candidates,
     transition_fits,
 )
+from conceptweb.analysis.events import DEFAULT_CONFIDENCE, observation_frustration
 from conceptweb.analysis.forgetting import SFTForgetting, sft_forgetting, sft_steps_of
 from conceptweb.analysis.passk import pass_at_k_section
 from conceptweb.analysis.reasoning import extracted_web, has_graph
@@ -487,13 +488,24 @@ def compute_curves(
 
 
 def compute_frustration(
-    acc: pd.DataFrame, event_window: int, window: int | None, notes: dict[str, str]
+    acc: pd.DataFrame,
+    event_window: int,
+    window: int | None,
+    notes: dict[str, str],
+    problems: pd.DataFrame | None = None,
+    confidence: float = DEFAULT_CONFIDENCE,
 ) -> Frustration | None:
-    """frustration_analysis of a (steps x problems) accuracy table; None under 2 steps."""
+    """frustration_analysis of a (steps x problems) accuracy table; None under 2 steps.
+
+    Records with `n` and `n_correct` per problem (LLM runs) use the per-observation events
+    the online detector counts (observation_frustration, D11) instead of the smoothed ones.
+    """
     if acc.shape[0] < 2:
         notes["frustration"] = "fewer than 2 steps of per-problem records"
         return None
     fw = window or default_frustration_window(acc.shape[0])
+    if problems is not None and {"n", "n_correct"} <= set(problems.columns):
+        return observation_frustration(problems, acc, fw, confidence=confidence)
     return frustration_analysis(
         acc.index.to_numpy(), acc.to_numpy(), SOLVED_THRESHOLD, event_window, fw
     )
@@ -628,7 +640,10 @@ def analyze(
     notes: dict[str, str] = {}
     two, v = compute_curves(rec.metrics, rec.sft_steps, smooth, notes)
     acc = accuracy_matrix(rec.problems, "train")
-    fr = compute_frustration(acc, event_window, frustration_window, notes)
+    conf = ((rec.config.get("anneal") or {}).get("detector") or {}).get("confidence")
+    fr = compute_frustration(
+        acc, event_window, frustration_window, notes, rec.problems, conf or DEFAULT_CONFIDENCE
+    )
     if on_progress is not None:
         on_progress("dynamics", 1, 1)
     graph = None  # LLM runs: the web extracted from text (conceptweb llm graph)

@@ -1,7 +1,8 @@
 """The `conceptweb` command line: the root app, assembled from one Typer app per command group.
 
 Groups: single runs (`cli_train`: train, sft, presets, config), analysis (`cli_analysis`:
-analyze, web), experiment suites (`cli_experiments`: reproduce, ablate; `cli_explore`: explore) and the LLM side
+analyze, web), the detector's replay (`cli_detect`: detect), experiment suites
+(`cli_experiments`: reproduce, ablate; `cli_explore`: explore) and the LLM side
 (`cli_llm`: the `llm` sub-command). Each group imports only `cli_common`; heavy libraries are
 imported inside the commands that need them.
 """
@@ -12,7 +13,14 @@ import sys
 
 import typer
 
-from conceptweb.interfaces import cli_analysis, cli_experiments, cli_explore, cli_llm, cli_train
+from conceptweb.interfaces import (
+    cli_analysis,
+    cli_detect,
+    cli_experiments,
+    cli_explore,
+    cli_llm,
+    cli_train,
+)
 
 app = typer.Typer(
     name="conceptweb",
@@ -25,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(cli_train.app)
 app.add_typer(cli_analysis.app)
+app.add_typer(cli_detect.app)
 app.add_typer(cli_experiments.app)
 app.add_typer(cli_explore.app)
 app.add_typer(cli_llm.app, name="llm")

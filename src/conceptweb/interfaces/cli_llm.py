@@ -78,6 +78,27 @@ def train(
     )
 
 
+@app.command("config")
+@user_errors
+def show_config(
+    config: Annotated[Path, typer.Option("--config", "-c", help="YAML/TOML/JSON LLM run config")],
+    set_: SetOpt = None,
+) -> None:
+    """Print the fully resolved LLM run config (YAML), with the weights and compute dtypes."""
+    import yaml
+
+    from conceptweb.llm.config import llm_config_to_dict, resolve_llm_config
+    from conceptweb.llm.models import precision
+
+    cfg = resolve_llm_config(config, set_ or [], {})
+    typer.echo(yaml.safe_dump(llm_config_to_dict(cfg), sort_keys=False).rstrip())
+    p = precision(cfg.model)
+    typer.echo(
+        f"# precision here: weights {p['weights_dtype']}, compute {p['compute_dtype']} "
+        f"({p['mode']}); auto compute is bfloat16 on a bf16-capable GPU"
+    )
+
+
 @app.command("eval")
 @user_errors
 def eval_(

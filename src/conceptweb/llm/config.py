@@ -51,7 +51,14 @@ class LLMModelConfig(_Strict):
     name_or_path: str | None = Field(None, description="hub model name or local directory")
     scratch: ScratchModelConfig | None = Field(None, description="build a small model locally")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="auto: bfloat16 on a GPU that supports it, float32 otherwise"
+        "auto",
+        description="dtype of the trained (master) weights; auto: float32. bfloat16 here is "
+        "pure-bf16 training: Adam updates at lr 1e-6 mostly round away (see docs/llm.md)",
+    )
+    compute_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="autocast dtype of forward and backward passes; auto: bfloat16 on a GPU "
+        "that supports it, float32 otherwise",
     )
     attn_implementation: str | None = Field(None, description="e.g. flash_attention_2, sdpa")
     gradient_checkpointing: bool = Field(False, description="trade compute for memory")

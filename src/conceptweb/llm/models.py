@@ -107,6 +107,37 @@ def resolve_dtype(name: str) -> Any:
     return getattr(torch, name)
 
 
+def weights_dtype(cfg: LLMModelConfig) -> Any:
+    """dtype of the trained (master) weights: float32 unless the config names another."""
+    import torch
+
+    return torch.float32 if cfg.dtype == "auto" else getattr(torch, cfg.dtype)
+
+
+def compute_dtype(cfg: LLMModelConfig) -> Any:
+    """Autocast dtype of forward and backward: bfloat16 on a capable GPU unless configured."""
+    return resolve_dtype(cfg.compute_dtype)
+
+
+def precision(cfg: LLMModelConfig) -> dict[str, str]:
+    """Both dtypes as TRL/transformers will use them here, and what that amounts to."""
+    w, c = weights_dtype(cfg), compute_dtype(cfg)
+    name = {str(w): str(w).removeprefix("torch."), str(c): str(c).removeprefix("torch.")}
+    if w == c:
+        mode = f"pure {name[str(w)]}" + (
+            " (no fp32 master copy)" if str(w) != "torch.float32" else ""
+        )
+    else:
+        mode = f"{name[str(w)]} master weights, {name[str(c)]} autocast"
+    return {"weights_dtype": name[str(w)], "compute_dtype": name[str(c)], "mode": mode}
+
+
+def trainer_precision_flags(cfg: LLMModelConfig) -> dict[str, bool]:
+    """transformers' bf16/fp16 flags: autocast in the compute dtype (master weights untouched)."""
+    c = str(compute_dtype(cfg))
+    return {"bf16": c == "torch.bfloat16", "fp16": c == "torch.float16"}
+
+
 def load_pretrained(cfg: LLMModelConfig, path: str | None = None) -> tuple[Any, Any]:
     """(model, tokenizer) from cfg.name_or_path (or `path`, e.g. a checkpoint)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -114,7 +145,7 @@ def load_pretrained(cfg: LLMModelConfig, path: str | None = None) -> tuple[Any, 
     source = path or cfg.name_or_path
     assert source is not None
     check_model_source(source)
-    kwargs: dict[str, Any] = {"dtype": resolve_dtype(cfg.dtype)}
+    kwargs: dict[str, Any] = {"dtype": weights_dtype(cfg)}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     try:

@@ -6,15 +6,19 @@ import math
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from conceptweb.algorithms.heating import Trigger, select_hard_problems
+from conceptweb.analysis.events import DEFAULT_CONFIDENCE, OBSERVED_PHASES, ObservationHistory
+from conceptweb.errors import ConceptwebError
 from conceptweb.llm.rewards import Score, Task
 from conceptweb.rundir import RunDir
+from conceptweb.runformat import EVAL_COLUMNS as RUNFORMAT_EVAL_COLUMNS
 from conceptweb.runformat import LLM_METRIC_COLUMNS, LLM_PROBLEM_COLUMNS
 
 try:  # the callback base class; the pure record-keeping below works without it
@@ -26,6 +30,13 @@ SOLVED = 0.5
 # the columns CoNet runs share with LLM runs are defined once, in conceptweb.runformat
 METRIC_COLUMNS = list(LLM_METRIC_COLUMNS)
 PROBLEM_COLUMNS = list(LLM_PROBLEM_COLUMNS)
+
+
+class MonitorSetupError(ConceptwebError, ValueError):
+    """The trainer, its arguments or its dataset cannot give the monitor correct records."""
+
+
+EVAL_COLUMNS = list(RUNFORMAT_EVAL_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -100,66 +111,15 @@ def step_metrics(completions: list[Completion], per_problem: pd.DataFrame) -> di
     }
 
 
-@dataclass
-class LLMHistory:
-    """What a trigger sees: RL steps so far, and per-problem accuracy (NaN where not sampled)."""
-
-    n_problems: int
-    _steps: list[int] = field(default_factory=list)
-    _reward: list[float] = field(default_factory=list)
-    _len: list[float] = field(default_factory=list)
-    _acc: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        self._acc = np.full((16, self.n_problems), np.nan)
-
-    def append(self, step: int, reward: float, len_correct: float, acc: dict[int, float]) -> None:
-        n = len(self._steps)
-        if n == self._acc.shape[0]:
-            grown = np.full((2 * n, self.n_problems), np.nan)
-            grown[:n] = self._acc
-            self._acc = grown
-        for q, a in acc.items():
-            self._acc[n, q] = a
-        self._steps.append(step)
-        self._reward.append(reward)
-        self._len.append(len_correct)
-
-    @property
-    def steps(self) -> np.ndarray:
-        return np.asarray(self._steps, dtype=np.int64)
-
-    @property
-    def reward(self) -> np.ndarray:
-        return np.asarray(self._reward, dtype=np.float64)
-
-    @property
-    def len_correct(self) -> np.ndarray:
-        return np.asarray(self._len, dtype=np.float64)
-
-    @property
-    def accuracy(self) -> np.ndarray:
-        return self._acc[: len(self._steps)]
-
-    def recent_accuracy(self, recent: int) -> np.ndarray:
-        """Per problem, the mean of its last `recent` observed accuracies (NaN if never seen)."""
-        acc = self.accuracy
-        out = np.full(self.n_problems, np.nan)
-        seen = ~np.isnan(acc)
-        for q in np.flatnonzero(seen.any(axis=0)):
-            obs = acc[seen[:, q], q]
-            out[q] = obs[-recent:].mean()
-        return out
-
-
 class RecordBook:
     """All rows of a run so far (metrics and per-problem), the trigger's history, and their files."""
 
-    def __init__(self, n_problems: int) -> None:
+    def __init__(self, n_problems: int, confidence: float = DEFAULT_CONFIDENCE) -> None:
         self.n_problems = n_problems
         self.metrics: list[dict[str, Any]] = []
         self.problem_frames: list[pd.DataFrame] = []
-        self.history = LLMHistory(n_problems)
+        self.eval_frames: list[pd.DataFrame] = []  # TRL's own evaluation calls (eval_strategy)
+        self.history = ObservationHistory(n_problems, confidence)
 
     def row(self, step: int) -> dict[str, Any] | None:
         for r in reversed(self.metrics):
@@ -170,14 +130,15 @@ class RecordBook:
     def add_rl_step(self, step: int, completions: list[Completion]) -> dict[str, Any]:
         per_problem = summarize_problems(completions)
         row = {c: math.nan for c in METRIC_COLUMNS}
-        row.update({"step": step, "phase": "rl", "n_heat_problems": 0})
+        row.update({"step": step, "phase": "rl", "n_heat_problems": 0, "trl_logged": False})
         row.update(step_metrics(completions, per_problem))
         self.metrics.append(row)
         self._add_problem_rows(step, "rl", per_problem)
-        acc = dict(
-            zip(per_problem["problem"].tolist(), per_problem["accuracy"].tolist(), strict=True)
-        )
-        self.history.append(step, row["reward_mean"], row["len_correct_mean"], acc)
+        if len(per_problem):
+            self.history.observe(
+                step, per_problem["problem"], per_problem["n"], per_problem["n_correct"]
+            )
+        self.history.append(step, row["reward_mean"], row["len_correct_mean"])
         return row
 
     def add_sft_step(self, step: int, n_heat_problems: int, **fields: Any) -> dict[str, Any]:
@@ -186,6 +147,16 @@ class RecordBook:
         row.update(fields)
         self.metrics.append(row)
         return row
+
+    def add_eval(self, step: int, completions: list[Completion]) -> pd.DataFrame:
+        """eval.parquet rows (split `trl_eval`) for completions TRL scored while evaluating."""
+        per_problem = summarize_problems(completions)
+        if len(per_problem):
+            frame = per_problem.rename(columns={"n": "G"})
+            frame.insert(0, "step", np.int64(step))
+            frame.insert(1, "split", "trl_eval")
+            self.eval_frames.append(frame[EVAL_COLUMNS])
+        return per_problem
 
     def add_probe(self, step: int, completions: list[Completion]) -> pd.DataFrame:
         """Per-problem rows of a probe of the heated problems, at the last heating step."""
@@ -214,6 +185,7 @@ class RecordBook:
         if len(frame):
             frame["step"] = frame["step"].astype(np.int64)
             frame["n_heat_problems"] = frame["n_heat_problems"].astype(np.int64)
+            frame["trl_logged"] = frame["trl_logged"].astype("boolean")
         return frame
 
     def write(self, run: RunDir) -> None:
@@ -225,11 +197,16 @@ class RecordBook:
             problems["problem"] = problems["problem"].astype(np.int64)
             run.write_table("problems", problems)
             run.update_meta(last_step=int(self.metrics[-1]["step"]))
+        if self.eval_frames:
+            self.eval_frames = [pd.concat(self.eval_frames, ignore_index=True)]
+            run.write_table("eval", self.eval_frames[0])
 
     @classmethod
-    def from_run(cls, run: RunDir, n_problems: int, up_to: int) -> RecordBook:
+    def from_run(
+        cls, run: RunDir, n_problems: int, up_to: int, confidence: float = DEFAULT_CONFIDENCE
+    ) -> RecordBook:
         """The records of `run` up to step `up_to` (later rows, from after the checkpoint, dropped)."""
-        book = cls(n_problems)
+        book = cls(n_problems, confidence)
         metrics = run.read_table("metrics", required=False)
         problems = run.read_table("problems", required=False)
         if not len(metrics):
@@ -245,14 +222,19 @@ class RecordBook:
                 r.setdefault(c, math.nan)
         if len(problems):
             book.problem_frames = [problems.reset_index(drop=True)]
-        rl_problems = problems[problems["phase"] == "rl"] if len(problems) else problems
-        groups = dict(tuple(rl_problems.groupby("step"))) if len(rl_problems) else {}
+        evals = run.read_table("eval", required=False)
+        if len(evals) and "split" in evals.columns:
+            evals = evals[(evals["split"] == "trl_eval") & (evals["step"] <= up_to)]
+            book.eval_frames = [evals.reset_index(drop=True)] if len(evals) else []
+        observed = problems[problems["phase"].isin(OBSERVED_PHASES)] if len(problems) else problems
+        groups = dict(tuple(observed.groupby("step"))) if len(observed) else {}
         for r in book.metrics:
             if r["phase"] != "rl":
                 continue
             g = groups.get(r["step"])
-            acc = {} if g is None else dict(zip(g["problem"], g["accuracy"], strict=True))
-            book.history.append(int(r["step"]), r["reward_mean"], r["len_correct_mean"], acc)
+            if g is not None:
+                book.history.observe(int(r["step"]), g["problem"], g["n"], g["n_correct"])
+            book.history.append(int(r["step"]), r["reward_mean"], r["len_correct_mean"])
         return book
 
 
@@ -320,9 +302,87 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         self.on_step = on_step
         self.on_decision = on_decision
         self.pending: list[Completion] = []
+        self.eval_pending: list[Completion] = []
         self.decisions: list[HeatDecision] = []
         self.stopped: HeatDecision | None = None
+        self.finish_at_train_end = False
+        self._resume = False
+        self._model: Any = None
+        self._began = False
+        self._in_step = False
+        self._flush_due = False
         self._t0 = time.perf_counter()
+
+    # -- use from a script ------------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        path: str | Path,
+        task: Task,
+        n_problems: int,
+        *,
+        resume: bool = False,
+        config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Monitor:
+        """A monitor writing the run directory `path`, for use in your own TRL script.
+
+        resume=False starts a new run (the folder must be new or empty); resume=True continues
+        the run in `path`: pass `resume_from_checkpoint` to `trainer.train` as usual, and the
+        records after TRL's checkpoint are dropped when training begins. The run is marked
+        finished when `trainer.train()` returns (or call `finish()` yourself).
+        """
+        if resume:
+            run = RunDir.open(path)
+            run.update_meta(status="running")
+        else:
+            p = Path(path)
+            if p.is_dir() and any(p.iterdir()):
+                raise MonitorSetupError(
+                    f"{p} already holds a run: Monitor.open(..., resume=True) continues it "
+                    "(with trainer.train(resume_from_checkpoint=...)); or choose another folder"
+                )
+            run = RunDir.create(p, config or {"note": "recorded by conceptweb's Monitor"}, "llm")
+        monitor = cls(RecordBook(n_problems), task, run=run, **kwargs)
+        monitor.finish_at_train_end = True
+        monitor._resume = resume
+        return monitor
+
+    def finish(self, status: str = "finished") -> None:
+        """Write the records and mark the run `status` (finished, failed, ...) in run.json."""
+        if self.run is not None and _is_main_process():
+            self.book.write(self.run)
+            self.run.update_meta(status=status)
+
+    def check_dataset(self, dataset: Any) -> None:
+        """One-line MonitorSetupError unless `dataset` has the columns and ids the monitor needs."""
+        columns = list(getattr(dataset, "column_names", None) or [])
+        if not columns:
+            return  # not a datasets.Dataset: checked per call instead
+        need = ["problem_id", "answer", *getattr(self.task, "required_fields", ())]
+        missing = [c for c in need if c not in columns]
+        if missing:
+            raise MonitorSetupError(
+                f"the training dataset lacks column(s) {', '.join(missing)} that the monitor "
+                f"needs (it has {', '.join(columns)})"
+            )
+        ids = np.asarray(dataset["problem_id"])
+        self._check_ids(ids)
+
+    def _check_ids(self, ids: np.ndarray) -> None:
+        n = self.book.n_problems
+        bad = ids[(ids < 0) | (ids >= n)] if ids.size else ids
+        if bad.size:
+            raise MonitorSetupError(
+                f"problem_id {int(bad[0])} is outside 0..{n - 1} (the monitor's n_problems is "
+                f"{n}: number the training problems 0..n-1)"
+            )
+
+    def _is_eval(self) -> bool:
+        """Whether TRL is scoring for its own evaluation, not for a training step."""
+        if self._model is not None and not getattr(self._model, "training", True):
+            return True
+        return self._began and not self._in_step
 
     # -- the reward function ----------------------------------------------------------------
     def correctness(
@@ -334,7 +394,10 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         **columns: Any,
     ) -> list[float]:
         """TRL reward function: 1.0 for a verified-correct completion, else 0.0; records each one."""
-        assert problem_id is not None, "the dataset needs a problem_id column"
+        if problem_id is None:
+            raise MonitorSetupError("the training dataset needs a problem_id column (0..n-1)")
+        self._check_ids(np.asarray(problem_id, dtype=np.int64))
+        sink = self.eval_pending if self._is_eval() else self.pending
         rewards = []
         keys = [k for k in columns if k not in ("trainer_state", "log_extra", "log_metric")]
         for i, completion in enumerate(completions):
@@ -344,17 +407,41 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
             n_tokens = len(completion_ids[i]) if completion_ids is not None else len(text.split())
             length = score.length if score.length is not None else n_tokens
             key = score.key if score.key is not None else " ".join(text.split())
-            self.pending.append(
-                Completion(int(problem_id[i]), score.reward, score.correct, length, key)
-            )
+            sink.append(Completion(int(problem_id[i]), score.reward, score.correct, length, key))
             rewards.append(score.reward)
         return rewards
 
     # -- callback hooks ---------------------------------------------------------------------
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        """Check the setup (one-line errors), and on resume drop records after the checkpoint."""
+        strategy = str(getattr(args, "logging_strategy", "steps")).split(".")[-1].lower()
+        if strategy != "steps" or int(getattr(args, "logging_steps", 1)) != 1:
+            raise MonitorSetupError(
+                f"the monitor needs TRL's log at every step: set logging_steps=1 and "
+                f"logging_strategy='steps' (got {getattr(args, 'logging_steps', None)}, {strategy})"
+            )
+        loader = kwargs.get("train_dataloader")
+        if loader is not None:
+            self.check_dataset(getattr(loader, "dataset", None))
+        self._model = kwargs.get("model")
+        self._began = True
+        if self._resume and self.run is not None:
+            up_to = int(state.global_step) + self.step_offset
+            self.book = RecordBook.from_run(self.run, self.book.n_problems, up_to)
+            self._resume = False
+
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._t0 = time.perf_counter()
+        self._in_step = True
+
+    def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        completions = _gather(self.eval_pending)
+        self.eval_pending = []
+        if completions:
+            self.book.add_eval(int(state.global_step) + self.step_offset, completions)
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._in_step = False
         step = int(state.global_step) + self.step_offset
         completions = _gather(self.pending)
         self.pending = []
@@ -368,14 +455,8 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
             row["det_fire"] = bool(fire)
             if fire and int(state.global_step) < int(state.max_steps):
                 self._decide(row, state, control)
-        if (
-            self.run is not None
-            and state.is_world_process_zero
-            and (
-                step % self.flush_every == 0 or control.should_save or control.should_training_stop
-            )
-        ):
-            self.book.write(self.run)
+        if step % self.flush_every == 0 or control.should_save or control.should_training_stop:
+            self._flush_due = True  # written once TRL's log for the step has come (on_log)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict | None = None, **kw: Any
@@ -385,20 +466,32 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         row = self.book.row(int(state.global_step) + self.step_offset)
         if row is None:
             return
+        row["trl_logged"] = True
         row["trl_reward"] = _num(logs.get("reward"))
         row["entropy_mean"] = _num(logs.get("entropy"))
         for k in ("loss", "grad_norm", "learning_rate"):
             row[k] = _num(logs.get(k))
         if self.on_step is not None:
             self.on_step(row)
+        self._write_if_due(state)
+
+    def _write_if_due(self, state: Any) -> None:
+        if self._flush_due and self.run is not None and state.is_world_process_zero:
+            self.book.write(self.run)
+        self._flush_due = False
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.run is not None and state.is_world_process_zero:
             self.book.write(self.run)
+        self._flush_due = False
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._began = False
         if self.run is not None and state.is_world_process_zero:
             self.book.write(self.run)
+        self._flush_due = False
+        if self.finish_at_train_end:
+            self.finish()
 
     # -- heating selection ------------------------------------------------------------------
     def _decide(self, row: dict[str, Any], state: Any, control: Any) -> None:
@@ -422,6 +515,14 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         if self.has_solution is not None:
             chosen = chosen[self.has_solution[chosen]]
         return [int(q) for q in chosen]
+
+
+def _is_main_process() -> bool:
+    try:
+        from accelerate.state import PartialState
+    except ImportError:  # pragma: no cover
+        return True
+    return bool(PartialState().is_main_process)
 
 
 def _num(value: Any) -> float:

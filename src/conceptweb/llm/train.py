@@ -27,8 +27,9 @@ from conceptweb.llm.models import (
     build_wordlevel_tokenizer,
     check_model_source,
     load_pretrained,
-    resolve_dtype,
     save_model,
+    trainer_precision_flags,
+    weights_dtype,
 )
 from conceptweb.llm.monitor import Monitor, RecordBook
 from conceptweb.llm.recorder import CompletionRecorder, recorded_rows
@@ -155,7 +156,6 @@ def grpo_config(setup: Setup, run: RunDir, max_steps: int) -> Any:
     from trl import GRPOConfig
 
     cfg, g = setup.cfg, setup.cfg.grpo
-    dtype = resolve_dtype(cfg.model.dtype)
     kwargs: dict[str, Any] = {
         "output_dir": str(run.path / "checkpoints"),
         "max_steps": max_steps,
@@ -183,8 +183,7 @@ def grpo_config(setup: Setup, run: RunDir, max_steps: int) -> Any:
         "report_to": [],
         "seed": cfg.seed,
         "data_seed": cfg.seed,
-        "bf16": str(dtype) == "torch.bfloat16",
-        "fp16": str(dtype) == "torch.float16",
+        **trainer_precision_flags(cfg.model),  # fp32 master weights, bf16 autocast on GPUs
         "gradient_checkpointing": cfg.model.gradient_checkpointing,
         "use_vllm": g.use_vllm,
         "vllm_mode": g.vllm_mode,
@@ -266,10 +265,11 @@ class Orchestrator:
         if state.phase == "heat":
             trl_step = int(state.heats[-1]["trl_step"])
         up_to = trl_step + state.offset
+        conf = self.cfg.anneal.detector.confidence
         book = (
-            RecordBook.from_run(run, self.setup.n_problems, up_to)
+            RecordBook.from_run(run, self.setup.n_problems, up_to, conf)
             if resume
-            else RecordBook(self.setup.n_problems)
+            else RecordBook(self.setup.n_problems, conf)
         )
         self.completions = recorded_rows(run, up_to) if resume else []
         while state.phase != "done":
@@ -371,7 +371,7 @@ class Orchestrator:
         cfg, state, run = self.cfg, self.state, self.run_dir
         heat = state.heats[-1]
         source = self._preheat_dir(heat)
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=resolve_dtype(cfg.model.dtype))
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=weights_dtype(cfg.model))
         chosen = [self.setup.data.problems[q] for q in heat["problems"]]
         rows = sft_rows(chosen, cfg)
         hdir = run.path / "heat" / f"heat-{heat['index']}"
@@ -394,7 +394,7 @@ class Orchestrator:
             max_length=h.max_length,
             output_dir=hdir / "sft",
             seed=cfg.seed,
-            bf16=str(resolve_dtype(cfg.model.dtype)) == "torch.bfloat16",
+            bf16=trainer_precision_flags(cfg.model)["bf16"],
             callbacks=[recorder],
             gradient_checkpointing=cfg.model.gradient_checkpointing,
         )
