@@ -166,6 +166,10 @@ def test_ablation_cli_writes_report(tmp_path):
     assert "sft@15" in text and "paired" in text
     for f in ("learning_curves.png", "paired_differences.png", "diversity_around_heating.png"):
         assert (tmp_path / "a" / "figures" / f).stat().st_size > 1000
+    assert "<h1>" in (tmp_path / "a" / "report.html").read_text()
+    # the same command again: nothing left to run, and it says so with the right counts
+    res = CliRunner().invoke(app, [a for a in args if a != "-q"])
+    assert res.exit_code == 0 and "0 of 4 runs left" in res.output, res.output
     res = CliRunner().invoke(
         app, ["ablate", "--arms", "plain,bogus@1", "--out", str(tmp_path / "b")]
     )
