@@ -156,8 +156,12 @@ def analyze(
         bool, flag("--no-figures", help="write summary.json and report only")
     ] = False,
     quiet: Annotated[bool, flag("--quiet", "-q", help="no progress, no table")] = False,
+    interactive: Annotated[
+        bool,
+        typer.Option(help="also write interactive.html: a step slider over the web and the curves"),
+    ] = True,
 ) -> None:
-    """Analyse a run: write summary.json, figures/, report.md and report.html into it.
+    """Analyse a run: write summary.json, figures/, report.md, report.html and interactive.html.
 
     Detects the two-stage learning curve, the V of response length, forgetting and the
     maximally frustrated state, policy collapse, the concept web's topology over training
@@ -184,6 +188,10 @@ def analyze(
     if not quiet:
         out_console.print(summary_table(analysis.summary, f"conceptweb analyze {run_dir}"))
     written = [summary_path, report, report.with_suffix(".html")]
+    if interactive:
+        from conceptweb.interfaces.interactive import write_interactive_report
+
+        written.append(write_interactive_report(analysis))
     typer.echo("wrote " + ", ".join(str(p) for p in written))
     if figures:
         typer.echo(f"wrote {len(figures)} figures to {run.figures_dir}")
