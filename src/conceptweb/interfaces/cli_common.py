@@ -94,6 +94,13 @@ SetOpt = Annotated[
 ]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="run directory to write")]
 QuietOpt = Annotated[bool, flag("--quiet", "-q", help="no progress bar")]
+LogOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="also log every step to a tracker: tensorboard, wandb, trackio or mlflow "
+        "(repeatable); the run directory stays the record"
+    ),
+]
 ResumeOpt = Annotated[bool, flag("--resume", help="continue the run in --out where it stopped")]
 AnnealOpt = Annotated[
     str | None, typer.Option(help="Annealed-RLVR: off, auto (detector) or at:STEP")

@@ -13,6 +13,7 @@ from conceptweb.errors import ConceptwebError
 from conceptweb.interfaces.cli_common import (
     AnnealOpt,
     ConfigOpt,
+    LogOpt,
     OutOpt,
     PresetOpt,
     QuietOpt,
@@ -42,6 +43,7 @@ def train(
         str | None, typer.Option(help="heating OPERATOR[:STEPS], e.g. sft:20, temperature:10")
     ] = None,
     quiet: QuietOpt = False,
+    log: LogOpt = None,
 ) -> None:
     """Train the CoNet walk policy with GRPO (RLVR) and record the run into --out."""
     from conceptweb.config import deep_merge, resolve_config
@@ -70,17 +72,38 @@ def train(
         ),
         quiet,
         out,
+        log,
     )
 
 
-def run_with_progress(job: Callable[..., Any], quiet: bool, out: Path) -> None:
-    """Run a training job with a progress display; say when the trigger fires and where it wrote."""
+def detector_signals(trainer: Any) -> dict[str, float]:
+    """The frustration detector's signals on the history so far (signal/F, .../slope, ...)."""
+    from conceptweb.analysis.detector import FrustrationDetector
+
+    detector = trainer.trigger if hasattr(trainer.trigger, "signals") else FrustrationDetector()
+    return {f"signal/{k}": v for k, v in detector.signals(trainer.recorder.history).items()}
+
+
+def run_with_progress(
+    job: Callable[..., Any], quiet: bool, out: Path, log: list[str] | None = None
+) -> None:
+    """Run a training job with a progress display; say when the trigger fires and where it wrote.
+
+    `log` names trackers (see conceptweb.trackers) that receive every step's metrics row and the
+    detector's signals.
+    """
+    from conceptweb.config import config_to_dict
     from conceptweb.interfaces.progress import console, training_progress
+    from conceptweb.trackers import check_trackers, open_trackers
 
     state: dict[str, Any] = {"finished": False}
+    log = check_trackers(log or [])  # before anything is written
 
     def on_start(trainer: Any) -> None:
         cfg = trainer.cfg
+        if log:
+            state["trackers"] = open_trackers(log, out, config_to_dict(cfg))
+            state["signals"] = lambda: detector_signals(trainer)
         for note in trainer.notes:
             typer.echo(f"{out}: {note}")
         if trainer.step >= cfg.steps:
@@ -101,6 +124,8 @@ def run_with_progress(job: Callable[..., Any], quiet: bool, out: Path) -> None:
 
     def on_step(row: dict[str, Any]) -> None:
         state["update"](row)
+        if "trackers" in state:
+            state["trackers"].on_step({**row, **state["signals"]()})
         if row.get("det_fire") and not quiet:
             n = int(row.get("det_n_selected", 0))
             what = (
@@ -115,6 +140,8 @@ def run_with_progress(job: Callable[..., Any], quiet: bool, out: Path) -> None:
     finally:
         if "ctx" in state:
             state["ctx"].__exit__(*sys.exc_info())
+        if "trackers" in state:
+            state["trackers"].close()
     if not quiet and not state["finished"]:
         console.print(f"run written to {out}")
 
@@ -137,6 +164,7 @@ def sft(
     lr: Annotated[float | None, typer.Option(help="SFT learning rate")] = None,
     set_: SetOpt = None,
     quiet: QuietOpt = False,
+    log: LogOpt = None,
 ) -> None:
     """Supervised fine-tuning of a trained policy on reference solutions (e.g. new problems).
 
@@ -172,6 +200,7 @@ def sft(
         lambda on_step, on_start: train_run(cfg, out, on_step=on_step, on_start=on_start),
         quiet,
         out,
+        log,
     )
 
 
