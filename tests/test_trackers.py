@@ -37,19 +37,24 @@ def test_tensorboard_events_hold_the_metrics(tmp_path):
         events = ea.Scalars(key)
         assert [e.step for e in events] == metrics["step"].tolist()
         assert [e.value for e in events] == pytest.approx(metrics[key].tolist(), rel=1e-6)
-    assert "phase" not in ea.Tags()["scalars"]  # strings are not numbers
+    tags = set(ea.Tags()["scalars"])
+    assert "phase" not in tags  # strings are not numbers
+    assert {"signal/F", "signal/F_peak"} <= tags  # the detector's signals, past-only, each step
+    assert len(ea.Scalars("signal/F")) == len(metrics)
 
 
 def test_trackio_local_store_holds_the_metrics(tmp_path, monkeypatch):
-    pytest.importorskip("trackio")
+    # trackio reads TRACKIO_DIR when first imported; the run's name is unique in any case
     monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    res = _train(tmp_path / "run-t", "trackio")
+    pytest.importorskip("trackio")
+    name = f"{tmp_path.name}-trackio"
+    res = _train(tmp_path / name, "trackio")
     assert res.exit_code == 0, res.output
     from trackio.sqlite_storage import SQLiteStorage
 
-    logs = SQLiteStorage.get_logs("conceptweb", "run-t")
-    metrics = RunDir.open(tmp_path / "run-t").read_metrics()
+    logs = SQLiteStorage.get_logs("conceptweb", name)
+    metrics = RunDir.open(tmp_path / name).read_metrics()
     assert [r["step"] for r in logs] == metrics["step"].tolist()
     assert [r["reward_mean"] for r in logs] == pytest.approx(metrics["reward_mean"].tolist())
 

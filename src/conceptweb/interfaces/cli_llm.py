@@ -45,6 +45,13 @@ def train(
     anneal: AnnealOpt = None,
     resume: ResumeOpt = False,
     quiet: QuietOpt = False,
+    log: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="TRL's report_to (repeatable): tensorboard, wandb, trackio or mlflow; the "
+            "monitor's quantities (records, F(t), the detector's signals) are added"
+        ),
+    ] = None,
 ) -> None:
     """RLVR (GRPO on TRL) with the dynamics monitor, and Annealed-RLVR; records into --out."""
     from conceptweb.llm import require_llm
@@ -56,7 +63,7 @@ def train(
     from conceptweb.llm.train import Orchestrator, prepare_run
 
     if resume:
-        if config or set_ or steps is not None or anneal:
+        if config or set_ or steps is not None or anneal or log:
             raise ConceptwebError("--resume continues the saved config; give only --out")
         cfg = None
     else:
@@ -65,6 +72,10 @@ def train(
         extra = parse_anneal(anneal)
         if steps is not None:
             extra = deep_merge(extra, {"steps": steps})
+        if log:
+            from conceptweb.trackers import check_trackers
+
+            extra = deep_merge(extra, {"report_to": check_trackers(log)})
         cfg = resolve_llm_config(config, set_ or [], extra)
     setup, run = prepare_run(cfg, out, resume)
     _echo(setup.data.report())

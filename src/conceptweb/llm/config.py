@@ -209,6 +209,10 @@ class LLMRunConfig(_Strict):
     save_steps: int = Field(50, ge=1, description="TRL checkpoint every this many steps")
     save_total_limit: int | None = Field(3, ge=1, description="keep this many TRL checkpoints")
     flush_every: int = Field(1, ge=1, description="rewrite the record tables every N steps")
+    report_to: list[Literal["tensorboard", "wandb", "trackio", "mlflow"]] = Field(
+        default_factory=list,
+        description="TRL's report_to for the GRPO phases; the monitor's quantities are added",
+    )
     torch_threads: int | None = Field(
         None, ge=1, description="CPU threads for torch (1 is fastest for tiny models)"
     )

@@ -288,8 +288,10 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         flush_every: int = 1,
         on_step: Callable[[dict[str, Any]], None] | None = None,
         on_decision: Callable[[HeatDecision], None] | None = None,
+        report: bool = False,
     ) -> None:
         self.book = book
+        self.report = report
         self.task = task
         self.run = run
         self.step_offset = step_offset
@@ -471,6 +473,8 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         row["entropy_mean"] = _num(logs.get("entropy"))
         for k in ("loss", "grad_norm", "learning_rate"):
             row[k] = _num(logs.get(k))
+        if self.report:
+            logs.update(self.report_values(row))
         if self.on_step is not None:
             self.on_step(row)
         self._write_if_due(state)
@@ -479,6 +483,20 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         if self._flush_due and self.run is not None and state.is_world_process_zero:
             self.book.write(self.run)
         self._flush_due = False
+
+    def report_values(self, row: dict[str, Any]) -> dict[str, float]:
+        """What the monitor adds to TRL's log for report_to: the step's records (conceptweb/...)
+        and the detector's signals on the history so far (conceptweb/signal/...: F(t), its peak,
+        the reward slope and knee, the length's running minimum, i.e. the V's state)."""
+        from conceptweb.analysis.detector import FrustrationDetector
+        from conceptweb.trackers import numeric_values
+
+        skip = ("step", "trl_reward", "entropy_mean", "loss", "grad_norm", "learning_rate")
+        out = {f"conceptweb/{k}": v for k, v in numeric_values(row, skip).items()}
+        detector = self.trigger if hasattr(self.trigger, "signals") else FrustrationDetector()
+        signals = detector.signals(self.book.history)
+        out.update({f"conceptweb/signal/{k}": v for k, v in numeric_values(signals).items()})
+        return out
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.run is not None and state.is_world_process_zero:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -180,7 +181,7 @@ def grpo_config(setup: Setup, run: RunDir, max_steps: int) -> Any:
         "save_strategy": "steps",
         "save_steps": cfg.save_steps,
         "save_total_limit": cfg.save_total_limit,
-        "report_to": [],
+        "report_to": list(cfg.report_to),
         "seed": cfg.seed,
         "data_seed": cfg.seed,
         **trainer_precision_flags(cfg.model),  # fp32 master weights, bf16 autocast on GPUs
@@ -191,6 +192,9 @@ def grpo_config(setup: Setup, run: RunDir, max_steps: int) -> Any:
         "log_completions": False,
     }
     kwargs.update(g.extra)
+    if "tensorboard" in kwargs["report_to"]:
+        # TRL's TensorBoard callback writes where this says (default: under output_dir)
+        os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(run.path / "tensorboard"))
     try:
         return GRPOConfig(**kwargs)
     except (TypeError, ValueError) as exc:
@@ -308,6 +312,7 @@ class Orchestrator:
             flush_every=cfg.flush_every,
             on_step=self.on_step,
             on_decision=self._on_decision,
+            report=bool(cfg.report_to),
         )
         recorder = CompletionRecorder(
             self.setup.task,
@@ -331,6 +336,9 @@ class Orchestrator:
                 callbacks=[monitor, recorder],
             )
         )
+        if cfg.report_to:  # first, so that TRL's reporters see what the monitor adds to a log
+            trainer.callback_handler.callbacks.remove(monitor)
+            trainer.callback_handler.callbacks.insert(0, monitor)
         trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
         del trainer
         free_memory()
