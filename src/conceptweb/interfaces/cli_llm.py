@@ -323,3 +323,8 @@ def conet_demo(
     command += "".join(f" --set {item}" for item in set_ or [])
     report = write_demo_report(run_demo(cfg, out, echo=_echo), command)
     _echo(f"report written to {report}")
+
+
+from conceptweb.llm import cli_verl  # noqa: E402
+
+cli_verl.register(llm_app)
