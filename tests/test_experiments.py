@@ -170,6 +170,8 @@ def test_ablation_cli_writes_report(tmp_path):
     # the same command again: nothing left to run, and it says so with the right counts
     res = CliRunner().invoke(app, [a for a in args if a != "-q"])
     assert res.exit_code == 0 and "0 of 4 runs left" in res.output, res.output
+    page = (tmp_path / "a" / "interactive.html").read_text()  # the arms side by side
+    assert page.count('"label":"') >= 2 and '"label":"plain"' in page
     res = CliRunner().invoke(
         app, ["ablate", "--arms", "plain,bogus@1", "--out", str(tmp_path / "b")]
     )

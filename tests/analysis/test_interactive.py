@@ -126,3 +126,25 @@ def test_page_in_a_real_browser(analysed, browser):
             assert math.isclose(float(text), value, rel_tol=5e-4), (key, text, value)
     later = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert later == []
+
+
+def test_arms_side_by_side_share_one_slider(base_run, sft_run, tmp_path, browser):
+    from conceptweb.analysis.summary import analyze
+    from conceptweb.interfaces.interactive import interactive_html, run_panel
+
+    panels = [run_panel(analyze(base_run), "plain"), run_panel(analyze(sft_run), "sft")]
+    page = tmp_path / "arms.html"
+    page.write_text(interactive_html("two arms", panels))
+    _load(browser, page)
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+    assert browser.execute_script("return document.querySelectorAll('.cw-web').length") == 2
+    traces = browser.execute_script("return document.getElementById('cw-curve-reward').data.length")
+    assert traces == 2  # the arms' learning curves overlaid
+    before = [browser.find_element("id", f"cw-info-{i}").text for i in (0, 1)]
+    browser.execute_script(
+        "const s = document.getElementById('cw-step'); s.value = '0';"
+        "s.dispatchEvent(new Event('input'));"
+    )
+    after = [browser.find_element("id", f"cw-info-{i}").text for i in (0, 1)]
+    assert all(a != b for a, b in zip(after, before, strict=True))
+    assert all(a.startswith("web at step 0") for a in after)

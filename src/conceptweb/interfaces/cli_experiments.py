@@ -109,9 +109,12 @@ def ablate(
 
     _interruptible(job)
     report = write_ablation_report(abl)
+    from conceptweb.interfaces.interactive import write_ablation_interactive
+
+    interactive = write_ablation_interactive(abl)
     if not quiet:
         _print_verdicts(abl)
-        console.print(f"report: {report}")
+        console.print(f"report: {report}; arms side by side: {interactive}")
 
 
 @app.command()

@@ -24,7 +24,12 @@ from conceptweb.analysis.summary import SECTION_KEYS, RunAnalysis
 from conceptweb.errors import ConceptwebError
 from conceptweb.rundir import atomic_write_text
 
-__all__ = ["interactive_html", "run_panel", "write_interactive_report"]
+__all__ = [
+    "interactive_html",
+    "run_panel",
+    "write_ablation_interactive",
+    "write_interactive_report",
+]
 
 MAX_WEBS = 80
 
@@ -166,6 +171,33 @@ def write_interactive_report(
     panel = run_panel(analysis, analysis.run.path.name, max_webs)
     atomic_write_text(path, interactive_html(f"conceptweb: {analysis.run.path.name}", [panel]))
     return path
+
+
+def write_ablation_interactive(
+    abl: Any, seed: int | None = None, max_webs: int = 30, on_arm: Any = None
+) -> Path:
+    """ABLATION/interactive.html: the arms of one seed (the first by default) side by side.
+
+    One slider moves every arm's web and the curves, which overlay the arms; each arm's run is
+    analysed with the defaults of `conceptweb analyze`.
+    """
+    from conceptweb.analysis.summary import analyze
+
+    seed = abl.seeds()[0] if seed is None else seed
+    panels = []
+    for arm in abl.cfg.arms:
+        path = abl.run_path(arm, seed)
+        if (path / "run.json").is_file():
+            panels.append(run_panel(analyze(path), arm, max_webs))
+            if on_arm is not None:
+                on_arm(arm)
+    if not panels:
+        raise ConceptwebError(f"{abl.out} has no finished run of seed {seed}")
+    out = abl.out / "interactive.html"
+    atomic_write_text(
+        out, interactive_html(f"conceptweb ablation: {abl.out.name}, seed {seed}", panels)
+    )
+    return out
 
 
 _PAGE = """<!DOCTYPE html>
