@@ -1,4 +1,4 @@
-"""The `conceptweb llm` command group: train, eval, graph, datasets, conet-demo (LLM stack lazy)."""
+"""The `conceptweb llm` command group: train, eval, graph, datasets, conet-demo, verl-import/-heat."""
 
 from __future__ import annotations
 
@@ -325,6 +325,6 @@ def conet_demo(
     _echo(f"report written to {report}")
 
 
-from conceptweb.llm import cli_verl  # noqa: E402
+from conceptweb.interfaces import cli_verl  # noqa: E402
 
-cli_verl.register(llm_app)
+cli_verl.register(app)

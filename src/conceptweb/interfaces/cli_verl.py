@@ -8,11 +8,11 @@ from typing import Annotated
 import typer
 
 from conceptweb.errors import ConceptwebError
-from conceptweb.interfaces.cli import user_errors
+from conceptweb.interfaces.cli_common import user_errors
 
 
 def register(llm_app: typer.Typer) -> None:
-    """Add the verl commands to the `llm` group."""
+    """Add the verl commands to the `llm` command group."""
     llm_app.command("verl-import")(user_errors(verl_import))
     llm_app.command("verl-heat")(user_errors(verl_heat))
 
