@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 import conceptweb
-from conceptweb.analysis.summary import analyze_run, to_jsonable, write_summary
+from conceptweb.analysis.summary import analyze_run, write_summary
 from conceptweb.analysis.topology import web_at_step
 from conceptweb.errors import ConceptwebError
 from conceptweb.experiments.ablation import Ablation, AblationConfig
+from conceptweb.jsonable import to_jsonable
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,15 +40,15 @@ def test_web_is_the_analysis_web_with_annotations(base_run):
     web = run.web(30)
     cw = web_at_step(base_run, 30)
     assert sorted(web.edges) == sorted(cw.web.edges)
-    bridges = {tuple(b) for b in cw.topology["bridges"]}
+    bridges = {tuple(b) for b in cw.topology.bridges}
     assert {(min(a, b), max(a, b)) for a, b, d in web.edges(data=True) if d["bridge"]} == bridges
-    assert {n for n, d in web.nodes(data=True) if d["leaf"]} == set(cw.topology["leaves"])
+    assert {n for n, d in web.nodes(data=True) if d["leaf"]} == set(cw.topology.leaves)
     # every node of a problem's correct path lists that problem, and nothing else does
     for q, path in enumerate(cw.sample.paths):
         inside = {int(n) for n in path} if path is not None else set()
         for n, d in web.nodes(data=True):
             assert (q in d["problems"]) == (n in inside)
-    assert run.topology(30)["avg_degree"] == pytest.approx(cw.topology["avg_degree"])
+    assert run.topology(30)["avg_degree"] == pytest.approx(cw.topology.avg_degree)
     with pytest.raises(ConceptwebError, match="no checkpoint at step 31"):
         run.web(31)
 

@@ -60,8 +60,9 @@ def _layout(webs: list[nx.DiGraph], seed: int = 0) -> dict[int, tuple[float, flo
     return {int(n): (round(float(x), 4), round(float(y), 4)) for n, (x, y) in pos.items()}
 
 
-def _web_frame(web: nx.DiGraph, step: int, topo: dict[str, Any]) -> dict[str, Any]:
+def _web_frame(web: nx.DiGraph, step: int, topology: Any) -> dict[str, Any]:
     """One step of the page: nodes [id, island, leaf, problems], edges [a, b, pi, kind, problems]."""
+    topo = topology.to_dict()
     loads = {tuple(b): int(n) for b, n in zip(topo["bridges"], topo["bridge_load"], strict=True)}
     nodes = [
         [int(n), int(d["component"]), bool(d["leaf"]), list(map(int, d["problems"]))]
@@ -116,7 +117,7 @@ def _summary_rows(summary: dict[str, Any]) -> list[list[Any]]:
 def run_panel(analysis: RunAnalysis, label: str, max_webs: int = MAX_WEBS) -> dict[str, Any]:
     """The data of one run for the page: curves, candidates, webs per checkpoint, summary."""
     m = analysis.metrics
-    fr = analysis.frustration or {}
+    fr = analysis.frustration
     webs, graph = _webs(analysis, max_webs)
     topo = analysis.topology
     return {
@@ -125,8 +126,8 @@ def run_panel(analysis: RunAnalysis, label: str, max_webs: int = MAX_WEBS) -> di
             "steps": m["step"].astype(int).tolist(),
             "reward": _finite_list(m["reward_mean"]),
             "length": _finite_list(m["len_correct_mean"]) if "len_correct_mean" in m else [],
-            "F_steps": analysis.accuracy.index.astype(int).tolist() if "F" in fr else [],
-            "F": _finite_list(fr["F"]) if "F" in fr else [],
+            "F_steps": analysis.accuracy.index.astype(int).tolist() if fr is not None else [],
+            "F": _finite_list(fr.F) if fr is not None else [],
             "topo_steps": topo["step"].astype(int).tolist() if len(topo) else [],
             "avg_degree": _finite_list(topo["avg_degree"]) if len(topo) else [],
             "islands": topo["n_components"].astype(int).tolist() if len(topo) else [],

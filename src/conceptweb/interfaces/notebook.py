@@ -115,7 +115,7 @@ class Run:
 
     def topology(self, step: int | None = None, tau: float = 0.5) -> dict[str, Any]:
         """The topology of the web at `step`: <k>, islands, giant fraction, bridges, leaves..."""
-        return dict(self.web_analysis(step, tau).topology)
+        return self.web_analysis(step, tau).topology.to_dict()
 
     def summary(self, recompute: bool = False) -> dict[str, Any]:
         """The run's summary.json (as `conceptweb analyze` writes it).
@@ -126,7 +126,8 @@ class Run:
         path = self.rundir.summary_path
         if path.is_file() and not recompute:
             return json.loads(path.read_text())
-        from conceptweb.analysis.summary import analyze_run, to_jsonable
+        from conceptweb.analysis.summary import analyze_run
+        from conceptweb.jsonable import to_jsonable
 
         return to_jsonable(analyze_run(self.rundir))
 
@@ -152,8 +153,8 @@ def annotated_web(cw: Any) -> nx.DiGraph:
     """A copy of a CheckpointWeb's web with islands, bridges, leaves, entropy and path crossings."""
     web = cw.web.copy()
     topo = cw.topology
-    bridges = {tuple(b) for b in topo["bridges"]}
-    leaves = set(topo["leaves"])
+    bridges = {tuple(b) for b in topo.bridges}
+    leaves = set(topo.leaves)
     und = nx.Graph(web.to_undirected())
     comps = sorted(nx.connected_components(und), key=lambda c: (-len(c), min(c)))
     comp_of = {n: i for i, c in enumerate(comps) for n in c}
