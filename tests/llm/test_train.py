@@ -261,3 +261,45 @@ def test_model_loads_by_local_path(tmp_path: Path) -> None:
     )
     train_llm(cfg, tmp_path / "b", echo=quiet)
     assert np.isfinite(RunDir.open(tmp_path / "b").read_metrics()["reward_mean"]).all()
+
+
+def test_kl_reference_is_the_base_model_after_heating_and_resume(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """With beta > 0, every GRPO phase's reference weights equal the base model's: before
+    heating, after it (the policy is then a heated checkpoint), and after --resume; a scratch
+    model works (its base is the model as built at step 0)."""
+    import torch
+    import trl
+    from transformers import AutoModelForCausalLM
+
+    refs: list[dict[str, torch.Tensor]] = []
+
+    class Recording(trl.GRPOTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            refs.append({k: v.detach().clone() for k, v in self.ref_model.state_dict().items()})
+
+    monkeypatch.setattr(trl, "GRPOTrainer", Recording)
+    out = tmp_path / "run"
+    heat = {"steps": 2, "threshold": 0.5, "probe": False, "batch_size": 4, "max_length": 16}
+    cfg = tiny_config(
+        steps=8,
+        save_steps=2,
+        grpo={"beta": 0.1, "learning_rate": 3e-2},
+        anneal={"mode": "at", "at_step": 2, "heat": heat},
+    )
+    train_llm(cfg, out, echo=quiet)
+    shutil.rmtree(out / "checkpoints" / "checkpoint-6")  # resume from GRPO's checkpoint-4
+    RunDir.open(out).update_meta(status="running")
+    state = json.loads((out / "llm_state.json").read_text())
+    (out / "llm_state.json").write_text(json.dumps({**state, "phase": "rl"}))
+    train_llm(None, out, resume=True, echo=quiet)
+    base = AutoModelForCausalLM.from_pretrained(out / "init").state_dict()
+    final = AutoModelForCausalLM.from_pretrained(out / "final").state_dict()
+    assert len(refs) == 3  # before heating, after it, after the resume
+    for ref in refs:
+        assert ref.keys() == base.keys()
+        for k in base:
+            torch.testing.assert_close(ref[k], base[k], rtol=0, atol=0)
+    assert any(not torch.equal(final[k], base[k]) for k in base)  # the policy did move

@@ -1,4 +1,4 @@
-"""The `conceptweb llm` command group: train, eval, graph, datasets, conet-demo, verl-import/-heat."""
+"""The `conceptweb llm` command group: train, config, eval, score, graph, datasets, conet-demo, verl."""
 
 from __future__ import annotations
 
@@ -159,7 +159,7 @@ def eval_(
     for item in set_ or []:
         data = deep_merge(data, parse_set(item))
     cfg = validate_llm_config(data)
-    task = make_task(cfg.task.kind, cfg.task.graph, cfg.task.max_walk)
+    task = make_task(cfg.task.kind, cfg.task.graph, cfg.task.max_walk, _reward_for(cfg, model))
     names = [n.strip() for n in datasets.split(",") if n.strip()] if datasets else None
     train_data = None
     if (names is None or "train" in names) and (run is not None or config is not None):
@@ -276,6 +276,42 @@ def graph(
 
     gdir = build_graph(run, settings, on_progress=progress)
     _echo(f"concept graph written to {gdir}; analyse it with `conceptweb analyze {run}`")
+def _reward_for(cfg: Any, model: str) -> str:
+    """task.reward with auto resolved from the model's tokenizer (DeepScaleR's if thinking)."""
+    from conceptweb.llm.rewards import resolve_reward
+
+    if cfg.task.reward != "auto":
+        return str(cfg.task.reward)
+    try:
+        from transformers import AutoTokenizer
+
+        return resolve_reward("auto", AutoTokenizer.from_pretrained(model))
+    except OSError as exc:
+        raise ConceptwebError(f"cannot load the tokenizer of {model!r}: {exc}") from None
+
+
+@app.command("score")
+@user_errors
+def score(
+    completion: Annotated[str, typer.Argument(help="the completion's text, or @FILE to read it")],
+    answer: Annotated[str, typer.Option("--answer", "-a", help="the gold answer")],
+    reward: Annotated[
+        str, typer.Option(help="deepscaler (thinking models) or loose (whole completion)")
+    ] = "deepscaler",
+) -> None:
+    """Score one completion against an answer, and say why: 1 or 0, as training would."""
+    from conceptweb.llm.rewards import deepscaler_verdict, loose_verdict
+
+    if completion.startswith("@"):
+        try:
+            completion = Path(completion[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConceptwebError(f"cannot read {completion[1:]}: {exc.strerror}") from None
+    verdicts = {"deepscaler": deepscaler_verdict, "loose": loose_verdict}
+    if reward not in verdicts:
+        raise ConceptwebError(f"--reward must be deepscaler or loose, got {reward!r}")
+    ok, why = verdicts[reward](completion, answer)
+    typer.echo(f"{1.0 if ok else 0.0} ({reward}: {why})")
 
 
 @app.command("datasets")

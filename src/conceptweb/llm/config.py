@@ -103,6 +103,12 @@ class TaskConfig(_Strict):
         None, description="conet_walk: .npz file with the graph's neighbour table"
     )
     max_walk: int = Field(30, ge=1, description="conet_walk: walk-length limit L")
+    reward: Literal["auto", "deepscaler", "loose"] = Field(
+        "auto",
+        description="math: deepscaler (thinking closed by </think>, a boxed answer after it; "
+        "truncation scores 0), loose (math-verify over the whole completion), or auto "
+        "(deepscaler when the chat template opens <think>, else loose)",
+    )
 
     @model_validator(mode="after")
     def _walk_needs_graph(self) -> TaskConfig:
@@ -128,6 +134,12 @@ class LLMGRPOConfig(_Strict):
     temperature: float = Field(1.0, gt=0)
     top_p: float = Field(1.0, gt=0, le=1)
     beta: float = Field(0.0, ge=0, description="KL coefficient (0: no reference model)")
+    reference_model: str | None = Field(
+        None,
+        description="KL reference (hub name or local directory); default: the base model "
+        "(model.name_or_path, or the scratch model as built at step 0), after heating and "
+        "resume too",
+    )
     epsilon: float = Field(0.2, gt=0, description="PPO clip range")
     num_iterations: int = Field(1, ge=1, description="updates per generation batch (mu)")
     loss_type: str = Field("dapo", description="trl loss_type: grpo, dr_grpo, dapo, bnpo, ...")

@@ -73,6 +73,62 @@ class MathTask:
         return Score(1.0 if ok else 0.0, ok)
 
 
+THINK_END = "</think>"
+REWARDS = ("auto", "deepscaler", "loose")
+
+
+def deepscaler_verdict(completion: str, answer: str) -> tuple[bool, str]:
+    """(correct?, why) by DeepScaleR's rule: thinking closed by </think>, then a boxed answer.
+
+    A completion without </think> (truncated, or thinking never closed) scores 0 whatever it
+    ends with; so does one with no \\boxed{} after </think>. The boxed answer is then checked
+    with math-verify (DeepScaleR graded with its own normaliser and sympy: a departure).
+    """
+    from math_verify import parse, verify
+
+    from conceptweb.llm.data import last_boxed
+
+    if THINK_END not in completion:
+        return False, "no </think>: thinking not closed (truncated?)"
+    boxed = last_boxed(completion.split(THINK_END, 1)[1])
+    if boxed is None:
+        return False, "no \\boxed{} answer after </think>"
+    gold = list(_parse_gold(str(answer)))
+    try:
+        ok = bool(gold) and bool(verify(gold, parse("\\boxed{" + boxed + "}")))
+    except Exception:  # math-verify raises on pathological input
+        ok = False
+    return ok, f"boxed answer {boxed!r} " + ("matches" if ok else "does not match")
+
+
+class DeepScaleRMathTask(MathTask):
+    """DeepScaleR's math reward for thinking models: see deepscaler_verdict."""
+
+    name = "math_deepscaler"
+
+    def score(self, completion: str, row: dict[str, Any]) -> Score:
+        ok, _ = deepscaler_verdict(completion, str(row["answer"]))
+        return Score(1.0 if ok else 0.0, ok)
+
+
+def loose_verdict(completion: str, answer: str) -> tuple[bool, str]:
+    """(correct?, why) by the loose rule: math-verify over the whole completion."""
+    ok = MathTask().score(completion, {"answer": answer}).correct
+    return ok, "the completion's final answer " + ("matches" if ok else "does not match")
+
+
+def is_thinking_tokenizer(tokenizer: Any) -> bool:
+    """Whether the chat template opens a <think> block (R1-style thinking models)."""
+    return "<think>" in str(getattr(tokenizer, "chat_template", None) or "")
+
+
+def resolve_reward(reward: str, tokenizer: Any = None) -> str:
+    """auto: deepscaler for a thinking model's tokenizer, else loose."""
+    if reward != "auto":
+        return reward
+    return "deepscaler" if tokenizer is not None and is_thinking_tokenizer(tokenizer) else "loose"
+
+
 NODE_RE = re.compile(r"^n(\d+)$")
 
 
@@ -129,10 +185,13 @@ class WalkTask:
         return Score(0.0, False)
 
 
-def make_task(kind: str, graph: str | None = None, max_walk: int = 30) -> Task:
-    """The task a config names."""
+def make_task(
+    kind: str, graph: str | None = None, max_walk: int = 30, reward: str = "loose"
+) -> Task:
+    """The task a config names (math: the reward `deepscaler` or `loose`; auto counts as loose
+    until the tokenizer is known, see resolve_reward)."""
     if kind == "math":
-        return MathTask()
+        return DeepScaleRMathTask() if reward == "deepscaler" else MathTask()
     if kind == "conet_walk":
         if graph is None:
             raise ConceptwebError("task conet_walk needs a graph file")

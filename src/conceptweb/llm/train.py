@@ -34,7 +34,7 @@ from conceptweb.llm.models import (
 )
 from conceptweb.llm.monitor import Monitor, RecordBook
 from conceptweb.llm.recorder import CompletionRecorder, recorded_rows
-from conceptweb.llm.rewards import Task, WalkTask, make_task, node_token
+from conceptweb.llm.rewards import Task, WalkTask, make_task, node_token, resolve_reward
 from conceptweb.llm.runtime import (
     barrier,
     free_memory,
@@ -89,10 +89,13 @@ class RunState:
 def prepare(cfg: LLMRunConfig) -> Setup:
     """Check the config against the world before anything is trained (or a run dir made)."""
     quiet_libraries(cfg.torch_threads)
-    task = make_task(cfg.task.kind, cfg.task.graph, cfg.task.max_walk)
+    reward = "loose" if cfg.task.reward == "auto" else cfg.task.reward  # auto: once loaded
+    task = make_task(cfg.task.kind, cfg.task.graph, cfg.task.max_walk, reward)
     if cfg.model.name_or_path is not None:
         check_model_source(cfg.model.name_or_path)
     make_trigger(cfg.anneal)  # fail early if the detector is missing
+    if cfg.grpo.beta > 0 and cfg.grpo.reference_model is not None:
+        check_model_source(cfg.grpo.reference_model)
     data = load_training_problems(cfg.data, task, cfg.seed)
     g = cfg.grpo
     per_step = g.prompts_per_step * g.num_generations
@@ -150,6 +153,20 @@ def initial_model(setup: Setup, run: RunDir) -> tuple[Any, Any]:
         save_model(model, tokenizer, init)
     barrier()
     return model, tokenizer
+
+
+def reference_source(cfg: LLMRunConfig, run: RunDir) -> str:
+    """The KL reference: the configured one, else the base model (a scratch model's step 0).
+
+    TRL loads the reference from the policy's `config._name_or_path`, which after heating is
+    the heated checkpoint; setting it to this path before each GRPO phase keeps the reference
+    the same in every phase and after `--resume`.
+    """
+    if cfg.grpo.reference_model is not None:
+        return cfg.grpo.reference_model
+    if cfg.model.name_or_path is not None:
+        return cfg.model.name_or_path
+    return str(run.path / "init")
 
 
 def grpo_config(setup: Setup, run: RunDir, max_steps: int) -> Any:
@@ -262,6 +279,7 @@ class Orchestrator:
     def run(self, resume: bool = False) -> RunDir:
         run, state = self.run_dir, self.state
         model, tokenizer = initial_model(self.setup, run)
+        self._resolve_reward(tokenizer)
         if state.phase == "heat" and not (self._preheat_dir(state.heats[-1])).is_dir():
             state.heats.pop()  # killed between the decision and TRL's checkpoint: undo it
             state.phase = "rl"
@@ -290,6 +308,16 @@ class Orchestrator:
             state.save(run)
         self._finish(model, tokenizer, book)
         return run
+
+    def _resolve_reward(self, tokenizer: Any) -> None:
+        """task.reward auto: DeepScaleR's reward for a thinking model's chat template."""
+        t = self.cfg.task
+        if t.kind != "math":
+            return
+        reward = resolve_reward(t.reward, tokenizer)
+        self.setup.task = make_task(t.kind, t.graph, t.max_walk, reward)
+        if is_main_process():
+            self.run_dir.update_meta(reward=reward)
 
     # -- phases -------------------------------------------------------------------------------
     def _grpo(self, model: Any, tokenizer: Any, book: RecordBook, start: Path | None) -> Any:
@@ -326,6 +354,8 @@ class Orchestrator:
             rows=self.completions,
             flush_every=cfg.flush_every,
         )
+        if cfg.grpo.beta > 0:  # TRL builds the KL reference from config._name_or_path
+            model.config._name_or_path = reference_source(cfg, self.run_dir)
         trainer = quiet_trainer(
             GRPOTrainer(
                 model=model,
