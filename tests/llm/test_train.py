@@ -303,3 +303,24 @@ def test_kl_reference_is_the_base_model_after_heating_and_resume(
         for k in base:
             torch.testing.assert_close(ref[k], base[k], rtol=0, atol=0)
     assert any(not torch.equal(final[k], base[k]) for k in base)  # the policy did move
+
+
+def test_learning_rate_schedule_is_continuous_across_heating(tmp_path: Path) -> None:
+    """A linear decay over the run: GRPO's learning rate falls by the same amount per GRPO step
+    before and after the heating (a schedule rebuilt over the shorter post-heat budget would
+    fall faster after it)."""
+    out = tmp_path / "run"
+    heat = {"steps": 2, "threshold": 0.5, "probe": False, "batch_size": 4, "max_length": 16}
+    cfg = tiny_config(
+        steps=10,
+        save_steps=20,
+        grpo={"lr_scheduler_type": "linear", "learning_rate": 1e-3},
+        anneal={"mode": "at", "at_step": 4, "heat": heat},
+    )
+    train_llm(cfg, out, echo=quiet)
+    m = RunDir.open(out).read_metrics()
+    assert list(m["phase"]) == ["rl"] * 4 + ["sft"] * 2 + ["rl"] * 4
+    lr = m.loc[m["phase"] == "rl", "learning_rate"].to_numpy()
+    steps = np.diff(lr)
+    np.testing.assert_allclose(steps, steps[0], rtol=1e-6)  # one slope through the heat
+    assert steps[0] < 0

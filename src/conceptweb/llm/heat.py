@@ -23,19 +23,57 @@ WEIGHT_PREFIXES = ("model.", "model-", "pytorch_model", "adapter_")
 MODEL_CONFIGS = ("config.json", "generation_config.json")
 
 
-def sft_rows(problems: list[Problem], cfg: LLMRunConfig) -> list[dict[str, Any]]:
-    """Prompt-completion rows (the GRPO prompt, the reference solution) for SFTTrainer."""
+def sft_target(p: Problem, thinking: bool) -> str:
+    """The SFT target of a problem: its reference solution; for a thinking model (a GRPO
+    prompt that opens <think>) the solution closes the thinking and boxes the answer after it,
+    the form DeepScaleR's reward credits."""
+    assert p.solution is not None
+    if thinking:
+        return f"{p.solution.strip()}\n</think>\n\n\\boxed{{{p.answer}}}"
+    return p.solution if p.solution[:1].isspace() else " " + p.solution
+
+
+def sft_rows(
+    problems: list[Problem], cfg: LLMRunConfig, thinking: bool = False
+) -> list[dict[str, Any]]:
+    """Prompt-target rows: the GRPO prompt (a string, or chat messages) and the SFT target."""
     d = cfg.data
-    rows = []
-    for p in problems:
-        assert p.solution is not None
-        prompt = format_prompt(p.question, d.prompt_template, d.chat, d.system_prompt)
-        if d.chat:
-            completion: Any = [{"role": "assistant", "content": p.solution}]
-        else:
-            completion = p.solution if p.solution[:1].isspace() else " " + p.solution
-        rows.append({"prompt": prompt, "completion": completion})
-    return rows
+    return [
+        {
+            "prompt": format_prompt(p.question, d.prompt_template, d.chat, d.system_prompt),
+            "completion": sft_target(p, thinking),
+        }
+        for p in problems
+    ]
+
+
+def grpo_prompt_ids(prompt: Any, tokenizer: Any) -> list[int]:
+    """The prompt's token ids exactly as TRL's GRPOTrainer tokenizes it for generation."""
+    if isinstance(prompt, list):  # chat: the template with the generation prompt
+        out = tokenizer.apply_chat_template(
+            conversation=[prompt], add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return list(out["input_ids"][0])
+    return list(tokenizer(text=[prompt])["input_ids"][0])
+
+
+def sft_examples(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
+    """Tokenized SFT examples that begin with exactly the GRPO prompt's tokens.
+
+    TRL's SFTTrainer renders a chat prompt-completion pair through the chat template, which
+    for R1-style templates drops the generation prompt (`<think>\\n`) GRPO prompts end with;
+    here the prompt is tokenized as GRPO does and the target appended (loss on the target and
+    EOS only), so heating trains in the context GRPO samples in.
+    """
+    out = []
+    for r in rows:
+        prompt = grpo_prompt_ids(r["prompt"], tokenizer)
+        target = tokenizer(text=r["completion"], add_special_tokens=False)["input_ids"]
+        target = list(target) + [tokenizer.eos_token_id]
+        out.append(
+            {"input_ids": prompt + target, "completion_mask": [0] * len(prompt) + [1] * len(target)}
+        )
+    return out
 
 
 class SFTRecorder(TrainerCallback):  # type: ignore[misc,valid-type]
@@ -77,7 +115,8 @@ def run_sft(
     gradient_checkpointing: bool = False,
     lr_scheduler_type: str = "constant",
 ) -> Any:
-    """SFT with TRL's SFTTrainer on prompt-completion rows (loss on the completion only)."""
+    """SFT with TRL's SFTTrainer on prompt-target rows, tokenized in GRPO's prompt context
+    (sft_examples; loss on the target only)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
@@ -101,7 +140,7 @@ def run_sft(
         SFTTrainer(
             model=model,
             args=args,
-            train_dataset=Dataset.from_list(rows),
+            train_dataset=Dataset.from_list(sft_examples(rows, tokenizer)),
             processing_class=tokenizer,
             callbacks=callbacks or [],
         )

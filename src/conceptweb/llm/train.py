@@ -34,7 +34,14 @@ from conceptweb.llm.models import (
 )
 from conceptweb.llm.monitor import Monitor, RecordBook
 from conceptweb.llm.recorder import CompletionRecorder, recorded_rows
-from conceptweb.llm.rewards import Task, WalkTask, make_task, node_token, resolve_reward
+from conceptweb.llm.rewards import (
+    Task,
+    WalkTask,
+    is_thinking_tokenizer,
+    make_task,
+    node_token,
+    resolve_reward,
+)
 from conceptweb.llm.runtime import (
     barrier,
     free_memory,
@@ -153,6 +160,21 @@ def initial_model(setup: Setup, run: RunDir) -> tuple[Any, Any]:
         save_model(model, tokenizer, init)
     barrier()
     return model, tokenizer
+
+
+def keep_schedule_horizon(trainer: Any, horizon: int) -> None:
+    """Build the trainer's LR schedule over `horizon` steps, whatever its max_steps.
+
+    GRPO after heating runs `steps - offset` steps; a schedule built over that would jump at
+    the phase switch. Over the run's whole budget, the schedule continues where it left off
+    (a schedule that decays reaches its end only if no heating took steps from GRPO).
+    """
+    create = trainer.create_scheduler
+
+    def create_over_horizon(num_training_steps: int, optimizer: Any = None) -> Any:
+        return create(num_training_steps=horizon, optimizer=optimizer)
+
+    trainer.create_scheduler = create_over_horizon
 
 
 def reference_source(cfg: LLMRunConfig, run: RunDir) -> str:
@@ -369,6 +391,7 @@ class Orchestrator:
         if cfg.report_to:  # first, so that TRL's reporters see what the monitor adds to a log
             trainer.callback_handler.callbacks.remove(monitor)
             trainer.callback_handler.callbacks.insert(0, monitor)
+        keep_schedule_horizon(trainer, cfg.steps)
         trainer.train(resume_from_checkpoint=str(start) if start is not None else None)
         del trainer
         free_memory()
@@ -411,7 +434,8 @@ class Orchestrator:
         source = self._preheat_dir(heat)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=weights_dtype(cfg.model))
         chosen = [self.setup.data.problems[q] for q in heat["problems"]]
-        rows = sft_rows(chosen, cfg)
+        thinking = cfg.data.chat and is_thinking_tokenizer(tokenizer)  # prompts end in <think>
+        rows = sft_rows(chosen, cfg, thinking=thinking)
         hdir = run.path / "heat" / f"heat-{heat['index']}"
         if is_main_process():
             atomic_write_json(
