@@ -119,3 +119,29 @@ def test_bad_config_from_the_command_line(tmp_path: Path) -> None:
     assert res.exit_code == 2
     assert res.output.strip().splitlines()[-1].startswith("error: unknown dataset 'nope'")
     assert not (tmp_path / "o").exists()
+
+
+def test_init_from_chains_stages_and_keeps_the_reference(tmp_path: Path) -> None:
+    """Stage 2 starts from stage 1's final model; its KL reference stays stage 1's base."""
+    import json
+
+    import yaml
+
+    from tests.llm.conftest import require_llm_packages, tiny_config_dict
+
+    require_llm_packages()
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_config_dict(steps=2, save_steps=2)))
+    one, two = tmp_path / "stage1", tmp_path / "stage2"
+    res = runner.invoke(app, ["llm", "train", "--config", str(cfg), "--out", str(one), "-q"])
+    assert res.exit_code == 0, res.output
+    args = ["llm", "train", "--config", str(cfg), "--init-from", str(one), "--out", str(two), "-q"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    c2 = json.loads((two / "config.json").read_text())
+    assert c2["model"]["name_or_path"] == str(one / "final") and c2["model"]["scratch"] is None
+    assert c2["grpo"]["reference_model"] == str(one / "init") and c2["init_from"] == str(one)
+    bad = runner.invoke(
+        app, ["llm", "train", "--config", str(cfg), "--init-from", str(two / "final"), "--out", "x"]
+    )
+    assert bad.exit_code == 2 and bad.output.startswith("error: ") and not Path("x").exists()

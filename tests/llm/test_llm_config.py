@@ -14,11 +14,30 @@ pytestmark = pytest.mark.llm
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
-@pytest.mark.parametrize("name", ["tiny-cpu.yaml", "deepscaler-1.5b.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "tiny-cpu.yaml",
+        "deepscaler-1.5b.yaml",
+        "deepscaler-1.5b-16k.yaml",
+        "deepscaler-1.5b-24k.yaml",
+    ],
+)
 def test_shipped_configs_validate(name: str) -> None:
     cfg = resolve_llm_config(CONFIGS / name)
     assert cfg.steps > 0
     assert (cfg.model.scratch is not None) == (name == "tiny-cpu.yaml")
+
+
+def test_deepscaler_config_makes_two_updates_per_rollout_of_128_prompts() -> None:
+    processes = 8  # the launch line in the file
+    for name, context in [("", 8192), ("-16k", 16384), ("-24k", 24576)]:
+        g = resolve_llm_config(CONFIGS / f"deepscaler-1.5b{name}.yaml").grpo
+        micro = g.per_device_batch_size * processes  # completions per micro-batch
+        accum = g.prompts_per_step * g.num_generations // micro  # micro-batches per update
+        per_rollout = g.extra["steps_per_generation"] * micro // g.num_generations
+        assert per_rollout == 128 and g.extra["steps_per_generation"] // accum == 2
+        assert g.max_completion_length == context and g.beta == 0.001
 
 
 def test_set_overrides_and_yaml_off() -> None:

@@ -43,6 +43,14 @@ def train(
     set_: SetOpt = None,
     steps: Annotated[int | None, typer.Option(help="total steps (GRPO + heating)")] = None,
     anneal: AnnealOpt = None,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-from",
+            help="start from this earlier run's final model, keeping its KL reference "
+            "(chains DeepScaleR's 8k/16k/24k stages)",
+        ),
+    ] = None,
     resume: ResumeOpt = False,
     quiet: QuietOpt = False,
     log: Annotated[
@@ -60,10 +68,10 @@ def train(
     from conceptweb.config import deep_merge
     from conceptweb.interfaces.progress import training_progress
     from conceptweb.llm.config import resolve_llm_config
-    from conceptweb.llm.train import Orchestrator, prepare_run
+    from conceptweb.llm.train import Orchestrator, init_from_overrides, prepare_run
 
     if resume:
-        if config or set_ or steps is not None or anneal or log:
+        if config or set_ or steps is not None or anneal or log or init_from:
             raise ConceptwebError("--resume continues the saved config; give only --out")
         cfg = None
     else:
@@ -76,6 +84,8 @@ def train(
             from conceptweb.trackers import check_trackers
 
             extra = deep_merge(extra, {"report_to": check_trackers(log)})
+        if init_from is not None:
+            extra = deep_merge(extra, init_from_overrides(init_from))
         cfg = resolve_llm_config(config, set_ or [], extra)
     setup, run = prepare_run(cfg, out, resume)
     _echo(setup.data.report())

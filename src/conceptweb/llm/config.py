@@ -217,6 +217,9 @@ class LLMRunConfig(_Strict):
     """Everything an LLM RLVR run needs; written out in full to config.json."""
 
     seed: int = Field(0, ge=0)
+    init_from: str | None = Field(
+        None, description="the earlier run this one continues from (set by --init-from)"
+    )
     steps: int = Field(1000, ge=1, description="total optimizer steps (GRPO and heating SFT)")
     save_steps: int = Field(50, ge=1, description="TRL checkpoint every this many steps")
     save_total_limit: int | None = Field(3, ge=1, description="keep this many TRL checkpoints")

@@ -162,6 +162,28 @@ def initial_model(setup: Setup, run: RunDir) -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def init_from_overrides(init_run: str | Path) -> dict[str, Any]:
+    """Config overrides that start a run from an earlier run's final model (a stage chain).
+
+    The policy starts from INIT/final; the KL reference stays the earlier run's reference (its
+    `grpo.reference_model`, else its base model), so every stage regularises towards the same
+    base model as DeepScaleR's stages did.
+    """
+    run = RunDir.open(init_run)
+    final = run.path / "final"
+    if not (final / "config.json").is_file():
+        raise ConceptwebError(f"{run.path} has no final model ({final}); finish that run first")
+    prev = run.read_config()
+    ref = (prev.get("grpo") or {}).get("reference_model") or (prev.get("model") or {}).get(
+        "name_or_path"
+    )
+    return {
+        "model": {"name_or_path": str(final), "scratch": None},
+        "grpo": {"reference_model": ref or str(run.path / "init")},
+        "init_from": str(run.path),
+    }
+
+
 def keep_schedule_horizon(trainer: Any, horizon: int) -> None:
     """Build the trainer's LR schedule over `horizon` steps, whatever its max_steps.
 
