@@ -11,6 +11,7 @@ import pytest
 MODULES = [
     "conceptweb.analysis.detector",
     "conceptweb.analysis.dynamics",
+    "conceptweb.analysis.events",
     "conceptweb.analysis.forgetting",
     "conceptweb.analysis.passk",
     "conceptweb.analysis.results",

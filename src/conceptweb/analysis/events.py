@@ -36,6 +36,7 @@ __all__ = [
     "DEFAULT_CONFIDENCE",
     "EVENT_TABLE_COLUMNS",
     "EventTracker",
+    "OBSERVED_PHASES",
     "ObservationHistory",
     "binomial_state",
     "observation_events",
