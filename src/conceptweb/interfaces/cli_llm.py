@@ -286,6 +286,8 @@ def graph(
 
     gdir = build_graph(run, settings, on_progress=progress)
     _echo(f"concept graph written to {gdir}; analyse it with `conceptweb analyze {run}`")
+
+
 def _reward_for(cfg: Any, model: str) -> str:
     """task.reward with auto resolved from the model's tokenizer (DeepScaleR's if thinking)."""
     from conceptweb.llm.rewards import resolve_reward
