@@ -53,3 +53,12 @@ ENGINES = [
 def engine(request):
     """Each rollout engine in turn (numba only where installed)."""
     return get_engine(request.param)
+
+
+def restore_sigint() -> None:
+    """preexec_fn for subprocesses that a test interrupts: a shell that starts a job in the
+    background (as CI may) sets SIGINT to ignored, children inherit that, and Python then never
+    raises KeyboardInterrupt; the default disposition makes SIGINT behave as Ctrl-C does."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

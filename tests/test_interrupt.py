@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import restore_sigint
+
 STOP_WITHIN_S = 20.0  # generous for a loaded 2-core machine; the pool itself stops in ~1 s
 
 
@@ -40,6 +42,7 @@ def _interrupt(args: list[str], root: Path, timeout: float = 120.0) -> tuple[int
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=restore_sigint,
     )
     deadline = time.monotonic() + timeout
     while not list(root.rglob("run.json")) and proc.poll() is None:

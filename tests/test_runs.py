@@ -17,7 +17,7 @@ from conceptweb.errors import ConceptwebError
 from conceptweb.experiments.runs import train_run
 from conceptweb.interfaces.cli import app
 from conceptweb.rundir import RunDir
-from tests.conftest import small_config
+from tests.conftest import restore_sigint, small_config
 
 SMALL = ["-p", "tiny", "-s", "model.N=60", "-s", "problems.Q=8", "-s", "problems.held_out=4"]
 
@@ -37,7 +37,11 @@ def test_sigint_marks_the_run_interrupted_and_names_the_resume_command(tmp_path)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "conceptweb", "train", *SMALL, "--steps", "100000", "--out"]
     proc = subprocess.Popen(
-        [*cmd, str(out), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [*cmd, str(out), "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=restore_sigint,
     )
     deadline = time.time() + 120
     while time.time() < deadline and not (out / "checkpoints" / "step_000020.npz").exists():
