@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import subprocess
 import sys
 
 import pytest
@@ -44,19 +47,27 @@ def test_tensorboard_events_hold_the_metrics(tmp_path):
     assert len(ea.Scalars("signal/F")) == len(metrics)
 
 
-def test_trackio_local_store_holds_the_metrics(tmp_path, monkeypatch):
-    # trackio reads TRACKIO_DIR when first imported (transformers may have imported it already)
-    if "trackio" in sys.modules:
-        pytest.skip("trackio was imported before TRACKIO_DIR could be set in this process")
-    monkeypatch.setenv("TRACKIO_DIR", str(tmp_path / "trackio"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def test_trackio_local_store_holds_the_metrics(tmp_path):
+    # trackio reads TRACKIO_DIR when first imported, and transformers may already have imported
+    # it in this process: train and read back in fresh interpreters with the directory set
     pytest.importorskip("trackio")
+    env = {**os.environ, "TRACKIO_DIR": str(tmp_path / "trackio"), "HF_HUB_OFFLINE": "1"}
     name = f"{tmp_path.name}-trackio"
-    res = _train(tmp_path / name, "trackio")
-    assert res.exit_code == 0, res.output
-    from trackio.sqlite_storage import SQLiteStorage
-
-    logs = SQLiteStorage.get_logs("conceptweb", name)
+    args = [sys.executable, "-m", "conceptweb", "train", "--preset", "tiny", "--steps", "12"]
+    args += ["-q", "--out", str(tmp_path / name), "--log", "trackio"]
+    for item in SMALL:
+        args += ["--set", item]
+    res = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    read = (
+        "import json, sys; from trackio.sqlite_storage import SQLiteStorage; "
+        "print(json.dumps(SQLiteStorage.get_logs('conceptweb', sys.argv[1])))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", read, name], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    logs = json.loads(out.stdout.strip().splitlines()[-1])
     metrics = RunDir.open(tmp_path / name).read_metrics()
     assert [r["step"] for r in logs] == metrics["step"].tolist()
     assert [r["reward_mean"] for r in logs] == pytest.approx(metrics["reward_mean"].tolist())
