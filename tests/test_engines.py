@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -68,3 +71,87 @@ def test_engines_learn_alike():
 @pytest.mark.slow
 def test_engines_learn_alike_at_length():
     _assert_same_learning_curve(steps=400, every=50)
+
+
+def _walks_and_weights(engine_name: str):
+    from conceptweb.model.graph import random_regular_graph
+    from conceptweb.model.policy import softmax
+
+    g = random_regular_graph(40, 4, seed=3)
+    logits = np.random.default_rng(0).normal(0, 1, g.neighbors.shape)
+    src = np.arange(8)
+    ro = engines.get_engine(engine_name).sample(
+        g.neighbors, softmax(logits), src, (src + 20) % 40, 6, 25, np.random.default_rng(4)
+    )
+    w = np.random.default_rng(1).normal(size=ro.lengths.size)
+    w[::3] = 0.0  # skipped walks
+    w[1], w[2] = 0.5, -0.5  # two walks whose weights cancel on the nodes they share
+    return ro, w, logits
+
+
+def test_walk_logprob_equals_the_token_form(engine):
+    """The dense per-walk form of the log-likelihood gives the token form's value and gradient."""
+    ro, w, logits = _walks_and_weights(engine.name)
+    walk, node, action = ro.tokens()
+    total, grad = engine.walk_logprob(ro, w, logits, 0.7)
+    ref_total, ref_grad = engines.get_engine("numpy").weighted_logprob(
+        walk, node, action, w, logits, 0.7
+    )
+    np.testing.assert_allclose(total, ref_total, rtol=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-12, atol=1e-15)
+    visits = np.bincount(node[walk < 24], minlength=logits.shape[0])
+    np.testing.assert_array_equal(engine.visits(ro, 24, logits.shape[0]), visits)
+
+
+def test_kernels_compiled_ahead_equal_the_jit_ones():
+    """The cached ahead-of-time module and the in-process JIT give the same numbers, bit for bit."""
+    pytest.importorskip("numba")
+    from conceptweb.model import numba_aot, numba_kernels
+
+    aot = numba_aot.load()
+    if aot is None:
+        pytest.skip("no C compiler for the ahead-of-time build")
+    by_jit, ahead = engines.NumbaEngine(), engines.NumbaEngine()
+    by_jit.k, ahead.k = numba_kernels, aot
+    a, w, logits = _walks_and_weights("numba")
+    b = by_jit.sample(*_sample_args(a, logits))
+    c = ahead.sample(*_sample_args(a, logits))
+    for name in ("nodes", "actions", "lengths", "success"):
+        np.testing.assert_array_equal(getattr(b, name), getattr(c, name), err_msg=name)
+    for key, value in by_jit.stats(a).items():
+        np.testing.assert_array_equal(ahead.stats(a)[key], value, err_msg=key)
+    for method in ("walk_logprob",):
+        x, y = (getattr(e, method)(a, w, logits, 0.7) for e in (by_jit, ahead))
+        assert x[0] == y[0]
+        np.testing.assert_array_equal(x[1], y[1])
+    walk, node, action = a.tokens()
+    x, y = (e.weighted_logprob(walk, node, action, w, logits, 0.7) for e in (by_jit, ahead))
+    assert x[0] == y[0]
+    np.testing.assert_array_equal(x[1], y[1])
+    np.testing.assert_array_equal(by_jit.visits(a, 30, 40), ahead.visits(a, 30, 40))
+
+
+def _sample_args(ro, logits):
+    from conceptweb.model.graph import random_regular_graph
+    from conceptweb.model.policy import softmax
+
+    g = random_regular_graph(40, 4, seed=3)
+    src = np.arange(8)
+    return g.neighbors, softmax(logits), src, (src + 20) % 40, 6, 25, np.random.default_rng(9)
+
+
+def test_training_loads_no_compiler_and_no_graph_library():
+    """A compiled-engine run imports neither numba (cached kernels) nor scipy and networkx."""
+    pytest.importorskip("numba")
+    from conceptweb.model import numba_aot
+
+    if numba_aot.load() is None:
+        pytest.skip("no C compiler for the ahead-of-time build")
+    code = (
+        "import sys; from conceptweb.algorithms.trainer import Trainer; "
+        "from tests.conftest import small_config; "
+        "t = Trainer(small_config(**{'model.engine': 'numba', 'steps': 3})); t.start(); t.run(); "
+        "print(sorted({'numba', 'llvmlite', 'scipy', 'networkx'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

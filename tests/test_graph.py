@@ -148,3 +148,29 @@ def test_breadth_first_paths_of_large_graphs_are_shortest(graph, monkeypatch):
         graph.action_index(path[:-1], path[1:])
     with pytest.raises(ConceptwebError, match="unreachable"):
         ConceptGraph(np.array([[1], [0], [3], [2]])).shortest_paths(np.array([0]), np.array([2]))
+
+
+@pytest.mark.parametrize(("N", "K", "seed"), [(800, 8, 0), (800, 40, 3), (60, 4, 7), (51, 2, 11)])
+def test_random_regular_graph_equals_networkx(N, K, seed):
+    """The built-in generator makes networkx's graph for a seed, so runs stay the same."""
+    g = nx.random_regular_graph(K, N, seed=seed)
+    expected = np.array([sorted(g.adj[i]) for i in range(N)], dtype=np.int32)
+    np.testing.assert_array_equal(random_regular_graph(N, K, seed).neighbors, expected)
+
+
+def test_breadth_first_distances_and_components_equal_scipy():
+    """numpy's search on undirected graphs gives scipy's distances and component partition."""
+    from scipy.sparse.csgraph import connected_components, dijkstra
+
+    a, b = random_regular_graph(40, 3, seed=2), random_regular_graph(30, 3, seed=3)
+    g = ConceptGraph(np.concatenate([a.neighbors, b.neighbors + 40]))  # two pieces
+    assert g.symmetric
+    expected = dijkstra(g.adjacency(), unweighted=True, indices=np.arange(g.N))
+    np.testing.assert_array_equal(g.distances(), expected)
+    _, labels = connected_components(g.adjacency(), directed=True, connection="strong")
+    got = g.components()
+    assert np.array_equal(got[:, None] == got[None, :], labels[:, None] == labels[None, :])
+    directed = ConceptGraph(np.array([[1], [2], [0], [0]]))  # 3 -> 0 one way only
+    assert not directed.symmetric
+    assert directed.distances(np.array([3]))[0].tolist() == [1, 2, 3, 0]
+    assert len(set(directed.components().tolist())) == 2

@@ -14,15 +14,18 @@ import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from conceptweb.errors import ConceptwebError
 from conceptweb.jsonable import json_default
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 from conceptweb.runformat import (
     FORMAT,
     FORMAT_VERSION,
@@ -72,7 +75,7 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 
 def atomic_write_table(path: str | Path, table: pd.DataFrame | pa.Table) -> None:
     """Write a DataFrame or Arrow table as parquet, atomically."""
-    if isinstance(table, pd.DataFrame):
+    if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
@@ -211,6 +214,8 @@ class RunDir:
         atomic_write_table(self.path / f"{name}.parquet", table)
 
     def read_table(self, name: str, required: bool = True) -> pd.DataFrame:
+        import pandas as pd  # readers only: writing a run does not load pandas
+
         path = self.path / f"{name}.parquet"
         if not path.is_file():
             if required:

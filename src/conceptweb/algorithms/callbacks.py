@@ -46,10 +46,10 @@ class Callback:
 
 
 class Evaluation(Callback):
-    """Evaluates every `eval.every` steps, at step 0 and at the end (eval.parquet)."""
+    """Evaluates every `eval.every` steps, at step 0 and at the end (eval.parquet); 0: never."""
 
     def on_train_begin(self, trainer: Trainer, fresh: bool) -> None:
-        if fresh:
+        if fresh and trainer.cfg.eval.every:  # eval.every = 0: never, not even at step 0
             self._evaluate(trainer)
 
     def on_step_end(self, trainer: Trainer, row: dict[str, Any]) -> None:

@@ -43,16 +43,18 @@ def grpo_loss_and_grad(
     """
     engine = engine or get_engine("numpy")
     estimator = estimator or make_estimator(cfg.estimator)
-    walk, node, action = rollouts.tokens()
     walk_w = estimator.walk_weights(rollouts, cfg)
     stats: dict[str, float] = {"clip_frac": 0.0}
+    regularised = (cfg.kl_coef > 0 and ref_log_probs is not None) or (
+        entropy_coef + cfg.entropy_coef > 0
+    )
     if old_token_logp is None:
         # on-policy: the REINFORCE form, whose gradient equals the ratio form's at ratio 1
-        total, grad = engine.weighted_logprob(
-            walk, node, action, walk_w * advantages, logits, temperature
-        )
+        total, grad = engine.walk_logprob(rollouts, walk_w * advantages, logits, temperature)
         loss, grad = -total, -grad
-    else:
+    if old_token_logp is not None or regularised:
+        walk, node, action = rollouts.tokens()  # per-token terms need the flat tokens
+    if old_token_logp is not None:
         loss, grad, stats = _clipped_loss_and_grad(
             logits,
             temperature,
@@ -64,7 +66,7 @@ def grpo_loss_and_grad(
             estimator.clip_range(cfg),
             engine,
         )
-    if (cfg.kl_coef > 0 and ref_log_probs is not None) or entropy_coef + cfg.entropy_coef > 0:
+    if regularised:
         loss, grad = _regularised(
             loss,
             grad,

@@ -8,16 +8,19 @@ The recorder owns every buffer that becomes a file of the run directory, writes 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
-from conceptweb.model.policy import entropy, softmax
+from conceptweb.model.engines import RolloutEngine, get_engine
+from conceptweb.model.policy import entropy
 from conceptweb.model.rollouts import Rollouts
 from conceptweb.rundir import RunDir
 from conceptweb.runformat import SPLIT_NEW, SPLIT_TRAIN
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 SOLVED = 0.5
 
@@ -82,20 +85,20 @@ def metrics_row(
     rollouts: Rollouts,
     stats: dict[str, np.ndarray],
     Q: int,
-    logits: np.ndarray,
-    temperature: float,
+    probs: np.ndarray,
+    engine: RolloutEngine | None = None,
 ) -> dict[str, Any]:
     """The sampling part of a step's metrics (the update and the trigger add theirs).
 
-    Walks 0..Q*G-1 are the training problems' (new problems' walks follow them).
+    `probs` is the policy at the model's temperature; walks 0..Q*G-1 are the training
+    problems' (new problems' walks follow them); `engine` counts visits (numpy unless given).
     """
     G = rollouts.G
     train_ok = rollouts.success[: Q * G]
     train_len = rollouts.lengths[: Q * G]
     n_ok = int(train_ok.sum())
-    node_entropy = entropy(softmax(logits, temperature))
-    walk, node, _ = rollouts.tokens()
-    visits = np.bincount(node[walk < Q * G], minlength=node_entropy.size)
+    node_entropy = entropy(probs)
+    visits = (engine or get_engine("numpy")).visits(rollouts, Q * G, node_entropy.size)
     acc = stats["accuracy"][:Q]
     row: dict[str, Any] = {
         "step": step,
@@ -112,6 +115,36 @@ def metrics_row(
     if stats["accuracy"].size > Q:
         row["new_acc_mean"] = float(stats["accuracy"][Q:].mean())
     return row
+
+
+def rows_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Metric rows as a table, column by column as pandas.DataFrame(rows) would type them.
+
+    Columns in order of first appearance; a missing value is null. Integers stay int64 unless a
+    value is missing (then float64, as pandas does), booleans stay bool, text large_string.
+    Built with pyarrow alone, so that training does not import pandas (about 40 MiB).
+    """
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    columns = {}
+    for name in names:
+        values = [row.get(name) for row in rows]
+        present = [v.item() if isinstance(v, np.generic) else v for v in values if v is not None]
+        kinds = {type(v) for v in present}
+        missing = len(present) < len(values)
+        if kinds == {bool}:
+            columns[name] = pa.array(values, type=pa.bool_())
+        elif kinds == {int} and not missing:
+            columns[name] = pa.array(values, type=pa.int64())
+        elif kinds <= {int, float}:
+            as_float = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            columns[name] = pa.array(as_float, from_pandas=True)
+        elif kinds == {str}:
+            columns[name] = pa.array(values, type=pa.large_string())
+        else:  # anything else: exactly what pandas makes of it
+            import pandas as pd
+
+            return pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
+    return pa.table(columns)
 
 
 class Recorder:
@@ -153,7 +186,7 @@ class Recorder:
     def flush(self, run: RunDir) -> None:
         """Write metrics, per-problem records and evaluations (atomically, whole files)."""
         if self.metrics:
-            run.write_table("metrics", pd.DataFrame(self.metrics))
+            run.write_table("metrics", rows_table(self.metrics))
         if self.problem_chunks:
             cols = self.problem_chunks[0].keys()
             table = pa.table(
@@ -162,6 +195,8 @@ class Recorder:
             self.problem_chunks = [{c: table.column(c).to_numpy() for c in cols}]
             run.write_table("problems", table)
         if self.eval_frames:
+            import pandas as pd
+
             frame = pd.concat(self.eval_frames, ignore_index=True)
             self.eval_frames = [frame]
             run.write_table("eval", frame)

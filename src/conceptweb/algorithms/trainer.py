@@ -171,18 +171,21 @@ class TrainState:
             trainer=arrays,
         )
 
-    def remember_successes(self, rollouts: Rollouts, targets: np.ndarray) -> None:
-        """Keep, per problem, the shortest successful walk of the latest step that had one."""
-        ro = rollouts
-        ok = np.flatnonzero(ro.success)
-        if ok.size == 0:
+    def remember_successes(
+        self, rollouts: Rollouts, shortest: np.ndarray, targets: np.ndarray
+    ) -> None:
+        """Keep, per problem, the shortest successful walk of the latest step that had one.
+
+        `shortest` is the engine's per-problem index of that walk (-1: no success this step).
+        """
+        q = np.flatnonzero(shortest >= 0)
+        if q.size == 0:
             return
-        order = ok[np.lexsort((ro.lengths[ok], ro.problem[ok]))]
-        first = order[np.unique(ro.problem[order], return_index=True)[1]]
-        q, n = ro.problem[first], ro.lengths[first].astype(np.int64)
-        L = ro.nodes.shape[1]
+        first = shortest[q]
+        n = rollouts.lengths[first].astype(np.int64)
+        L = rollouts.nodes.shape[1]
         self.own_paths[q] = -1
-        self.own_paths[q, :L] = ro.nodes[first]
+        self.own_paths[q, :L] = rollouts.nodes[first]
         # the answer node closes the path (a successful walk's last step lands on it)
         self.own_paths[q, n] = targets[q]
 
@@ -331,9 +334,17 @@ class Trainer:
             state.rng,
         )
         stats = self.engine.stats(walks)
-        state.remember_successes(walks, tracked.targets)
+        state.remember_successes(walks, stats["shortest_success"], tracked.targets)
         # record
-        row = metrics_row(step, phase, walks, stats, Q, state.logits, cfg.model.temperature)
+        row = metrics_row(
+            step,
+            phase,
+            walks,
+            stats,
+            Q,
+            probs if not heating else softmax(state.logits, cfg.model.temperature),
+            self.engine,
+        )
         # update
         if step <= cfg.sft.steps:
             batch = self.sft_batch(state.sft_problems, own=False)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from conceptweb.config import RunConfig, parse_problem_spec
 from conceptweb.errors import ConceptwebError
@@ -17,6 +17,9 @@ from conceptweb.model.problems import ProblemSet, sample_new_problems, sample_pr
 from conceptweb.model.rollouts import Rollouts
 from conceptweb.rundir import RunDir
 from conceptweb.runformat import SPLIT_HELDOUT, SPLIT_NEW, SPLIT_TRAIN, Checkpoint
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass
@@ -84,6 +87,8 @@ def evaluate(
     engine: RolloutEngine | None = None,
 ) -> pd.DataFrame:
     """G walks per training, held-out and new problem: per-problem accuracy and lengths."""
+    import pandas as pd  # only when evaluating: a training process need not load it
+
     engine = engine or get_engine("numpy")
     probs = softmax(logits, temperature)
     frames = []

@@ -16,6 +16,7 @@ an engine is one class registered with `@ENGINES.register("name")` that implemen
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from typing import Protocol
 
@@ -47,6 +48,17 @@ class RolloutEngine(Protocol):
 
     def stats(self, rollouts: Rollouts) -> dict[str, np.ndarray]:
         """Per-problem accuracy, lengths and diversity of correct paths (see problem_stats)."""
+        ...
+
+    def visits(self, rollouts: Rollouts, n_walks: int, N: int) -> np.ndarray:
+        """Steps taken from each of the N nodes by walks 0 .. n_walks-1, shape (N,)."""
+        ...
+
+    def walk_logprob(
+        self, rollouts: Rollouts, walk_weight: np.ndarray, logits: np.ndarray, temperature: float
+    ) -> tuple[float, np.ndarray]:
+        """sum over every step of walk m of walk_weight[m] * log pi(action | node), and its
+        gradient w.r.t. the logits (weighted_logprob over the walks' tokens)."""
         ...
 
     def logprob_grad(
@@ -88,6 +100,16 @@ class NumpyEngine:
     def stats(self, rollouts: Rollouts) -> dict[str, np.ndarray]:  # noqa: D102
         return problem_stats(rollouts)
 
+    def visits(self, rollouts: Rollouts, n_walks: int, N: int) -> np.ndarray:  # noqa: D102
+        walk, node, _ = rollouts.tokens()
+        return np.bincount(node[walk < n_walks], minlength=N)
+
+    def walk_logprob(  # noqa: D102
+        self, rollouts, walk_weight, logits, temperature
+    ) -> tuple[float, np.ndarray]:
+        walk, node, action = rollouts.tokens()
+        return self.weighted_logprob(walk, node, action, walk_weight, logits, temperature)
+
     def logprob_grad(self, nodes, actions, weights, probs, temperature) -> np.ndarray:  # noqa: D102
         N, K = probs.shape
         pair_w = np.bincount(nodes * K + actions, weights=weights, minlength=N * K).reshape(N, K)
@@ -105,14 +127,24 @@ class NumpyEngine:
 
 @ENGINES.register("numba")
 class NumbaEngine:
-    """Compiled loops (conceptweb.model.numba_kernels): one walk at a time, no temporaries."""
+    """Compiled loops (conceptweb.model.numba_kernels): one walk at a time, no temporaries.
+
+    The kernels come ahead-of-time compiled from the on-disk cache when they can
+    (`conceptweb.model.numba_aot`: no numba import in this process), else JIT-compiled here;
+    both are the same code and give the same numbers.
+    """
 
     name = "numba"
 
     def __init__(self) -> None:
-        from conceptweb.model import numba_kernels
+        from conceptweb.model import numba_aot
 
-        self.k = numba_kernels
+        self.k = numba_aot.load()
+        self.compiled_ahead = self.k is not None
+        if self.k is None:
+            from conceptweb.model import numba_kernels
+
+            self.k = numba_kernels
 
     def sample(self, neighbors, probs, sources, targets, G, L, rng) -> Rollouts:  # noqa: D102
         P = len(sources)
@@ -125,9 +157,9 @@ class NumbaEngine:
         seed = int(rng.integers(0, 2**63))
         self.k.walks(
             cdf,
-            np.ascontiguousarray(neighbors, dtype=np.int32),
-            np.asarray(sources, dtype=np.int64),
-            np.asarray(targets, dtype=np.int64),
+            _c(neighbors, np.int32),
+            _c(sources, np.int64),
+            _c(targets, np.int64),
             G,
             L,
             seed,
@@ -137,30 +169,52 @@ class NumbaEngine:
             success,
         )
         problem = np.repeat(np.arange(P, dtype=np.int64), G)
-        ro = Rollouts(problem, nodes, actions, lengths, success, P, G)
-        ro._tokens = self.k.tokens(nodes, actions, lengths)
-        return ro
+        return Rollouts(problem, nodes, actions, lengths, success, P, G)
 
     def stats(self, rollouts: Rollouts) -> dict[str, np.ndarray]:  # noqa: D102
-        hashes = self.k.path_hashes(rollouts.actions, rollouts.lengths)
-        n_correct, len_mean, len_correct, n_distinct, path_entropy = self.k.problem_stats(
-            rollouts.lengths, rollouts.success, hashes, rollouts.G
+        P = rollouts.n_problems
+        out = {k: np.empty(P) for k in _STAT_KEYS}
+        shortest = np.empty(P, dtype=np.int64)
+        self.k.problem_stats(
+            _c(rollouts.actions, np.int16),
+            _c(rollouts.lengths, np.int32),
+            _c(rollouts.success, np.bool_),
+            rollouts.G,
+            *(out[k] for k in _STAT_KEYS),
+            shortest,
         )
-        return {
-            "accuracy": n_correct / rollouts.G,
-            "len_mean": len_mean,
-            "len_correct_mean": len_correct,
-            "n_correct": n_correct,
-            "n_distinct_correct": n_distinct,
-            "path_entropy": path_entropy,
-        }
+        out["accuracy"] = out["n_correct"] / rollouts.G
+        out["shortest_success"] = shortest
+        return out
+
+    def visits(self, rollouts: Rollouts, n_walks: int, N: int) -> np.ndarray:  # noqa: D102
+        counts = np.zeros(N, dtype=np.int64)
+        self.k.visit_counts(
+            _c(rollouts.nodes, np.int32), _c(rollouts.lengths, np.int32), n_walks, counts
+        )
+        return counts
+
+    def walk_logprob(  # noqa: D102
+        self, rollouts, walk_weight, logits, temperature
+    ) -> tuple[float, np.ndarray]:
+        grad = np.empty(logits.shape)
+        total = self.k.walk_logprob(
+            _c(rollouts.nodes, np.int32),
+            _c(rollouts.actions, np.int16),
+            _c(rollouts.lengths, np.int32),
+            _c(walk_weight, np.float64),
+            _c(logits, np.float64),
+            float(temperature),
+            grad,
+        )
+        return float(total), grad
 
     def logprob_grad(self, nodes, actions, weights, probs, temperature) -> np.ndarray:  # noqa: D102
         return self.k.logprob_grad(
-            np.asarray(nodes, dtype=np.int64),
-            np.asarray(actions, dtype=np.int64),
-            np.asarray(weights, dtype=np.float64),
-            np.ascontiguousarray(probs, dtype=np.float64),
+            _c(nodes, np.int64),
+            _c(actions, np.int64),
+            _c(weights, np.float64),
+            _c(probs, np.float64),
             float(temperature),
         )
 
@@ -168,23 +222,28 @@ class NumbaEngine:
         self, walk, nodes, actions, walk_weight, logits, temperature
     ) -> tuple[float, np.ndarray]:
         total, grad = self.k.weighted_logprob(
-            np.asarray(walk, dtype=np.int64),
-            np.asarray(nodes, dtype=np.int64),
-            np.asarray(actions, dtype=np.int64),
-            np.asarray(walk_weight, dtype=np.float64),
-            np.ascontiguousarray(logits, dtype=np.float64),
+            _c(walk, np.int64),
+            _c(nodes, np.int64),
+            _c(actions, np.int64),
+            _c(walk_weight, np.float64),
+            _c(logits, np.float64),
             float(temperature),
         )
         return float(total), grad
 
 
+# the per-problem statistics the numba kernel writes, in its argument order
+_STAT_KEYS = ("n_correct", "len_mean", "len_correct_mean", "n_distinct_correct", "path_entropy")
+
+
+def _c(a: np.ndarray, dtype: type) -> np.ndarray:
+    """`a` as a C-contiguous array of `dtype` (no copy when it already is one)."""
+    return np.ascontiguousarray(a, dtype=dtype)
+
+
 def numba_available() -> bool:
-    """Whether numba can be imported (the `fast` extra is installed)."""
-    try:
-        import numba  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """Whether numba is installed (the `fast` extra), without importing it."""
+    return importlib.util.find_spec("numba") is not None
 
 
 AUTO = "auto"  # numba when installed, else numpy

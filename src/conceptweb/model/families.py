@@ -12,11 +12,15 @@ exactly K out-neighbours (in-degrees differ), so the walk never meets a dead end
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from conceptweb.errors import ConceptwebError
 from conceptweb.model.graph import ConceptGraph, random_regular_graph
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 __all__ = ["GRAPH_FAMILIES", "build_graph", "graph_from_out_lists", "check_graph_params"]
 
@@ -132,6 +136,8 @@ def build_graph(
     rng = np.random.default_rng([int(seed), 17])
     if family == "random_regular":
         return random_regular_graph(N, K, seed)
+    import networkx as nx  # the other families are networkx's generators
+
     if family == "erdos_renyi":
         if directed:
             return _k_out(N, K, lambda i, d: np.ones(N), rng)

@@ -1,20 +1,26 @@
 """Concept graphs stored as an (N, K) neighbour table, with shortest paths for reference solutions.
 
 Shortest paths are computed a few source rows at a time, so memory stays bounded (no N x N
-matrix) at N = 100,000 concepts and beyond.
+matrix) at N = 100,000 concepts and beyond. Distances and components of undirected graphs come
+from a breadth-first search in numpy; scipy (reference paths, directed graphs) and networkx are
+imported only where used, so that a training process stays small.
 """
 
 from __future__ import annotations
 
+import random
+from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import breadth_first_order, connected_components, dijkstra
 
 from conceptweb.errors import ConceptwebError
+
+if TYPE_CHECKING:
+    import networkx as nx
+    from scipy.sparse import csr_matrix
 
 ROW_BUDGET = 2**21  # entries of the (sources x N) distance block computed at once (16 MiB)
 DIJKSTRA_MAX_N = 10_000  # up to this size, reference paths come from Dijkstra (see below)
@@ -26,6 +32,7 @@ class ConceptGraph:
 
     neighbors: np.ndarray  # (N, K) int32
     _csr: csr_matrix | None = field(default=None, repr=False, compare=False)
+    _symmetric: bool | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         nb = np.asarray(self.neighbors)
@@ -43,8 +50,21 @@ class ConceptGraph:
     def K(self) -> int:
         return int(self.neighbors.shape[1])
 
+    @property
+    def symmetric(self) -> bool:
+        """Whether every step i -> j can be walked back (an undirected graph)."""
+        if self._symmetric is None:
+            nb = self.neighbors
+            back = np.zeros(nb.shape, dtype=bool)
+            for k in range(self.K):  # is i among the neighbours of neighbors[i, k]?
+                back[:, k] = (nb[nb[:, k]] == np.arange(self.N)[:, None]).any(axis=1)
+            object.__setattr__(self, "_symmetric", bool(back.all()))
+        return bool(self._symmetric)
+
     def adjacency(self) -> csr_matrix:
         """Sparse (N, N) adjacency of the walk graph (1 where j is a neighbour of i)."""
+        from scipy.sparse import csr_matrix
+
         if self._csr is None:
             rows = np.repeat(np.arange(self.N), self.K)
             data = np.ones(rows.size, dtype=np.float64)
@@ -72,6 +92,13 @@ class ConceptGraph:
         """
         sources = np.asarray(sources, dtype=np.int64)
         step = max(1, ROW_BUDGET // self.N)
+        if not predecessors and self.symmetric:
+            for lo in range(0, sources.size, step):
+                chunk = sources[lo : lo + step]
+                yield chunk, self._bfs_distances(chunk), None
+            return
+        from scipy.sparse.csgraph import dijkstra
+
         for lo in range(0, sources.size, step):
             chunk = sources[lo : lo + step]
             out = dijkstra(
@@ -83,10 +110,45 @@ class ConceptGraph:
             dist, pred = out if predecessors else (out, None)
             yield chunk, dist, pred
 
+    def _bfs_distances(self, sources: np.ndarray) -> np.ndarray:
+        """(len(sources), N) step counts of an undirected graph, by a breadth-first search that
+        advances all sources together (the pull form, which needs the symmetry)."""
+        nb = self.neighbors
+        rows = np.arange(sources.size)
+        dist = np.full((sources.size, self.N), np.inf)
+        frontier = np.zeros((sources.size, self.N), dtype=bool)
+        frontier[rows, sources] = True
+        seen = frontier.copy()
+        d = 0
+        while frontier.any():
+            dist[frontier] = d
+            d += 1
+            nxt = np.zeros_like(frontier)
+            for k in range(self.K):  # j is reached if one of its neighbours is on the frontier
+                nxt |= frontier[:, nb[:, k]]
+            nxt &= ~seen
+            seen |= nxt
+            frontier = nxt
+        return dist
+
     def components(self) -> np.ndarray:
-        """Strongly connected component label of every node (same label: mutually reachable)."""
-        _, labels = connected_components(self.adjacency(), directed=True, connection="strong")
-        return labels
+        """Strongly connected component label of every node (same label: mutually reachable).
+
+        Only equality of labels means something. Undirected graphs: the smallest node of each
+        component, spread by minimum-label propagation with pointer jumping (numpy).
+        """
+        if not self.symmetric:
+            from scipy.sparse.csgraph import connected_components
+
+            _, labels = connected_components(self.adjacency(), directed=True, connection="strong")
+            return labels
+        labels = np.arange(self.N)
+        while True:
+            new = np.minimum(labels, labels[self.neighbors].min(axis=1))
+            new = new[new]
+            if np.array_equal(new, labels):
+                return labels
+            labels = new
 
     def shortest_paths(self, sources: np.ndarray, targets: np.ndarray) -> list[np.ndarray]:
         """One shortest path (node sequence from s to t inclusive) per (s, t) pair."""
@@ -114,6 +176,8 @@ class ConceptGraph:
                 assert pred is not None
                 yield from zip(chunk.tolist(), pred, strict=True)
             return
+        from scipy.sparse.csgraph import breadth_first_order
+
         for s in sources.tolist():
             _, pred = breadth_first_order(self.adjacency(), s, return_predecessors=True)
             yield s, pred
@@ -141,6 +205,8 @@ class ConceptGraph:
 
     def to_networkx(self) -> nx.Graph:
         """The undirected simple graph underlying the walk graph."""
+        import networkx as nx
+
         g = nx.Graph()
         g.add_nodes_from(range(self.N))
         rows = np.repeat(np.arange(self.N), self.K)
@@ -166,6 +232,52 @@ def random_regular_graph(N: int, K: int, seed: int) -> ConceptGraph:
         raise ConceptwebError(f"K must satisfy 1 <= K < N, got K={K}, N={N}")
     if (N * K) % 2:
         raise ConceptwebError(f"N*K must be even for a K-regular graph (N={N}, K={K})")
-    g = nx.random_regular_graph(K, N, seed=int(seed))
-    neighbors = np.array([sorted(g.adj[i]) for i in range(N)], dtype=np.int32)
-    return ConceptGraph(neighbors)
+    adj: list[list[int]] = [[] for _ in range(N)]
+    for i, j in _random_regular_edges(N, K, random.Random(int(seed))):
+        adj[i].append(j)
+        adj[j].append(i)
+    return ConceptGraph(np.array([sorted(a) for a in adj], dtype=np.int32))
+
+
+def _random_regular_edges(n: int, d: int, rng: random.Random) -> set[tuple[int, int]]:
+    """The edge set of networkx's `random_regular_graph(d, n, seed)` (networkx 3, BSD licence:
+    the Steger-Wormald pairing algorithm), draw for draw, so graphs stay the same for a seed
+    without importing networkx; tests compare the two."""
+
+    def suitable(edges: set[tuple[int, int]], potential: dict[int, Any]) -> bool:
+        if not potential:
+            return True
+        for s1 in potential:
+            for s2 in potential:
+                if s1 == s2:
+                    break
+                if s1 > s2:
+                    s1, s2 = s2, s1
+                if (s1, s2) not in edges:
+                    return True
+        return False
+
+    def attempt() -> set[tuple[int, int]] | None:
+        edges: set[tuple[int, int]] = set()
+        stubs = list(range(n)) * d
+        while stubs:
+            potential: dict[int, int] = defaultdict(lambda: 0)
+            rng.shuffle(stubs)
+            it = iter(stubs)
+            for s1, s2 in zip(it, it, strict=False):
+                if s1 > s2:
+                    s1, s2 = s2, s1
+                if s1 != s2 and (s1, s2) not in edges:
+                    edges.add((s1, s2))
+                else:
+                    potential[s1] += 1
+                    potential[s2] += 1
+            if not suitable(edges, potential):
+                return None
+            stubs = [node for node, count in potential.items() for _ in range(count)]
+        return edges
+
+    edges = attempt() if d > 0 else set()
+    while edges is None:
+        edges = attempt()
+    return edges

@@ -58,41 +58,50 @@ def walks(cdf, neighbors, sources, targets, G, L, seed, nodes, actions, lengths,
 
 
 @jit
-def path_hashes(actions, lengths):
-    """A 64-bit fingerprint of each walk's action sequence, equal to Rollouts.path_hashes."""
-    M = lengths.size
-    out = np.empty(M, dtype=np.uint64)
-    for m in range(M):
-        h = np.uint64(0)
-        power = np.uint64(1)
-        for t in range(lengths[m]):
-            power *= _HASH_BASE
-            h += np.uint64(actions[m, t] + 1) * power
-        out[m] = h ^ np.uint64(lengths[m])
-    return out
+def path_hash(actions, lengths, m):
+    """A 64-bit fingerprint of walk m's action sequence, equal to Rollouts.path_hashes()[m]."""
+    h = np.uint64(0)
+    power = np.uint64(1)
+    for t in range(lengths[m]):
+        power *= _HASH_BASE
+        h += np.uint64(actions[m, t] + 1) * power
+    return h ^ np.uint64(lengths[m])
 
 
 @jit
-def problem_stats(lengths, success, hashes, G):
-    """Per-problem correct count, mean length, mean correct length, distinct correct paths and
-    entropy of the correct-path distribution (walks of problem q are q*G .. q*G+G-1)."""
+def problem_stats(
+    actions,
+    lengths,
+    success,
+    G,
+    n_correct,
+    len_mean,
+    len_correct,
+    n_distinct,
+    path_entropy,
+    shortest,
+):
+    """Per-problem correct count, mean length, mean correct length, distinct correct paths,
+    entropy of the correct-path distribution, and the shortest successful walk (first of equal
+    length; -1 if none), written into the outputs (walks of problem q are q*G .. q*G+G-1)."""
     P = lengths.size // G
-    n_correct = np.zeros(P)
-    len_mean = np.zeros(P)
-    len_correct = np.full(P, np.nan)
-    n_distinct = np.zeros(P)
-    path_entropy = np.full(P, np.nan)
+    ok_hashes = np.empty(G, dtype=np.uint64)
     for q in range(P):
-        ok_hashes = np.empty(G, dtype=np.uint64)
-        n, total, total_ok = 0, 0.0, 0.0
+        n, total, total_ok, best = 0, 0.0, 0.0, -1
         for m in range(q * G, q * G + G):
             total += lengths[m]
             if success[m]:
-                ok_hashes[n] = hashes[m]
+                ok_hashes[n] = path_hash(actions, lengths, m)
                 total_ok += lengths[m]
                 n += 1
+                if best < 0 or lengths[m] < lengths[best]:
+                    best = m
         n_correct[q] = n
         len_mean[q] = total / G
+        shortest[q] = best
+        n_distinct[q] = 0.0
+        len_correct[q] = np.nan
+        path_entropy[q] = np.nan
         if n == 0:
             continue
         len_correct[q] = total_ok / n
@@ -107,7 +116,14 @@ def problem_stats(lengths, success, hashes, G):
             n_distinct[q] += 1
             run = 1
         path_entropy[q] = ent + 0.0
-    return n_correct, len_mean, len_correct, n_distinct, path_entropy
+
+
+@jit
+def visit_counts(nodes, lengths, n_walks, counts):
+    """counts[i] += number of steps taken from node i by walks 0 .. n_walks-1."""
+    for m in range(n_walks):
+        for t in range(lengths[m]):
+            counts[nodes[m, t]] += 1
 
 
 @jit
@@ -157,17 +173,32 @@ def weighted_logprob(walk, nodes, actions, walk_weight, logits, temperature):
 
 
 @jit
-def tokens(nodes, actions, lengths):
-    """(walk, node, action) of every step taken, in walk order: the dense arrays flattened."""
-    total = 0
+def walk_logprob(nodes, actions, lengths, walk_weight, logits, temperature, grad):
+    """sum over the steps t < lengths[m] of every walk m of walk_weight[m] * log pi(a | node),
+    with its logits gradient written into `grad` (zeroed here); walks of weight 0 are skipped,
+    so a batch whose groups all succeed or all fail costs nothing."""
+    N, K = logits.shape
+    grad[:] = 0.0
+    node_w = np.zeros(N)
+    visited = np.zeros(N, dtype=np.bool_)
     for m in range(lengths.size):
-        total += lengths[m]
-    walk = np.empty(total, dtype=np.int64)
-    node = np.empty(total, dtype=np.int64)
-    action = np.empty(total, dtype=np.int64)
-    i = 0
-    for m in range(lengths.size):
+        w = walk_weight[m]
+        if w == 0.0:
+            continue
         for t in range(lengths[m]):
-            walk[i], node[i], action[i] = m, nodes[m, t], actions[m, t]
-            i += 1
-    return walk, node, action
+            grad[nodes[m, t], actions[m, t]] += w
+            node_w[nodes[m, t]] += w
+            visited[nodes[m, t]] = True
+    total = 0.0
+    p = np.empty(K)
+    for n in range(N):
+        if not visited[n]:
+            continue
+        top = logits[n].max()
+        for k in range(K):
+            p[k] = np.exp((logits[n, k] - top) / temperature)
+        z = p.sum()
+        for k in range(K):
+            total += grad[n, k] * ((logits[n, k] - top) / temperature - np.log(z))
+            grad[n, k] = (grad[n, k] - node_w[n] * p[k] / z) / temperature
+    return total

@@ -122,8 +122,21 @@ def sample_rollouts(
     return Rollouts(problem, nodes, actions, lengths, success, P, G)
 
 
+def shortest_successes(rollouts: Rollouts) -> np.ndarray:
+    """Per problem, its shortest successful walk (the first of equal length), -1 if none."""
+    ro = rollouts
+    best = np.full(ro.n_problems, -1, dtype=np.int64)
+    ok = np.flatnonzero(ro.success)
+    if ok.size:
+        order = ok[np.lexsort((ro.lengths[ok], ro.problem[ok]))]
+        first = order[np.unique(ro.problem[order], return_index=True)[1]]
+        best[ro.problem[first]] = first
+    return best
+
+
 def problem_stats(rollouts: Rollouts) -> dict[str, np.ndarray]:
-    """Per-problem accuracy, lengths and diversity of correct paths, each an array of length P."""
+    """Per-problem accuracy, lengths and diversity of correct paths, each an array of length P,
+    and the index of each problem's shortest successful walk (`shortest_success`, -1: none)."""
     P, G = rollouts.n_problems, rollouts.G
     prob = rollouts.problem
     ok = rollouts.success
@@ -147,6 +160,7 @@ def problem_stats(rollouts: Rollouts) -> dict[str, np.ndarray]:
         path_entropy = np.zeros(P)
     return {
         "accuracy": n_correct / G,
+        "shortest_success": shortest_successes(rollouts),
         "len_mean": len_all,
         "len_correct_mean": len_correct,
         "n_correct": n_correct,
