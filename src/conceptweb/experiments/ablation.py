@@ -30,10 +30,11 @@ from conceptweb.config import (
     validate_config,
 )
 from conceptweb.errors import ConceptwebError
+from conceptweb.experiments.executor import Backend, execute
 from conceptweb.experiments.passk_arms import pass_at_k_of_run
-from conceptweb.experiments.pool import run_pool
 from conceptweb.experiments.runs import train_run
-from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
+from conceptweb.experiments.suitedir import open_suite_dir
+from conceptweb.rundir import RunDir, atomic_write_table
 from conceptweb.runformat import DETECTOR_PREFIX, SPLIT_HELDOUT, SPLIT_TRAIN
 
 FREEZE_PROBE_EVERY = 10  # checkpoint interval of the plain probe of an OPERATOR@frozen arm
@@ -257,24 +258,10 @@ class Ablation:
     def open_or_create(cls, out: str | Path, cfg: AblationConfig | None) -> Ablation:
         """Create the directory, or reopen it (its saved config must match a given one)."""
         out = Path(out)
-        saved_path = out / "ablation.json"
-        if saved_path.is_file():
-            import json
-
-            saved = AblationConfig.model_validate(json.loads(saved_path.read_text()))
-            if cfg is not None and cfg != saved:
-                raise ConceptwebError(
-                    f"{out} holds an ablation with another config; use a new --out or the same options"
-                )
-            return cls(out, saved)
-        if cfg is None:
-            raise ConceptwebError(f"{out} is not an ablation directory")
-        if out.exists() and any(out.iterdir()):
-            raise ConceptwebError(f"{out} exists and is not an ablation directory")
-        cfg.base_config()  # validate before writing anything
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(saved_path, cfg.model_dump(mode="json"))
-        return cls(out, cfg)
+        validate = AblationConfig.base_config  # validate before writing anything
+        return cls(
+            out, open_suite_dir(out, "ablation.json", cfg, AblationConfig, "an ablation", validate)
+        )
 
     @property
     def results_path(self) -> Path:
@@ -300,8 +287,10 @@ class Ablation:
         self,
         workers: int | None = None,
         on_done: Callable[[str, int, int, int], None] | None = None,
+        backend: Backend | None = None,
     ) -> pd.DataFrame:
-        """Run every pending (arm, seed) over a process pool; results are saved as they arrive."""
+        """Run every pending (arm, seed) on `backend` (default: a process pool); results are
+        saved as they arrive."""
         base = self.cfg.base_config()
         todo = self.pending()
         jobs = {
@@ -325,7 +314,7 @@ class Ablation:
             if on_done:
                 on_done(key[0], key[1], done[0], total)
 
-        run_pool(_job, jobs, workers, on_result, lambda key: self.run_path(*key))
+        execute(_job, jobs, workers, on_result, lambda key: self.run_path(*key), backend)
         return self.read_results()
 
     def _save(self, rows: list[dict[str, Any]]) -> None:

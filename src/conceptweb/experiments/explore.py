@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +24,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from conceptweb.analysis.stats import mean_ci
 from conceptweb.config import config_to_dict, parse_set, resolve_config, validate_config
 from conceptweb.errors import ConceptwebError
-from conceptweb.experiments.pool import run_pool
+from conceptweb.experiments.executor import Backend, execute
 from conceptweb.experiments.runs import train_run
-from conceptweb.rundir import atomic_write_json, atomic_write_table
+from conceptweb.experiments.suitedir import open_suite_dir
+from conceptweb.rundir import atomic_write_table
 
 __all__ = ["PHENOMENA", "ExploreConfig", "Explore", "axis_sets", "judge_run", "cell_table"]
 
@@ -189,6 +189,11 @@ def _job(args: tuple[dict[str, Any], str]) -> dict[str, Any]:
     return judge_run(summary, ana.metrics, cfg.problems.Q)
 
 
+def _validate(cfg: ExploreConfig) -> None:
+    for cell in cfg.cells():  # every cell, before anything is written
+        validate_config(cfg.cell_config(cell, cfg.first_seed))
+
+
 class Explore:
     """A map directory: explore.json, runs/CELL/seedN/, results.parquet, cells.csv, report."""
 
@@ -200,23 +205,7 @@ class Explore:
     def open_or_create(cls, out: str | Path, cfg: ExploreConfig | None) -> Explore:
         """Create the directory, or reopen it (its saved config must match a given one)."""
         out = Path(out)
-        saved_path = out / "explore.json"
-        if saved_path.is_file():
-            import json
-
-            saved = ExploreConfig.model_validate(json.loads(saved_path.read_text()))
-            if cfg is not None and cfg != saved:
-                raise ConceptwebError(f"{out} holds a map with another config; use a new --out")
-            return cls(out, saved)
-        if cfg is None:
-            raise ConceptwebError(f"{out} is not a map directory (no explore.json)")
-        if out.exists() and any(out.iterdir()):
-            raise ConceptwebError(f"{out} exists and is not a map directory")
-        for cell in cfg.cells():  # validate every cell before writing anything
-            validate_config(cfg.cell_config(cell, cfg.first_seed))
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(saved_path, cfg.model_dump(mode="json"))
-        return cls(out, cfg)
+        return cls(out, open_suite_dir(out, "explore.json", cfg, ExploreConfig, "a map", _validate))
 
     @property
     def results_path(self) -> Path:
@@ -235,8 +224,10 @@ class Explore:
         self,
         workers: int | None = None,
         on_done: Callable[[str, int, int, int], None] | None = None,
+        backend: Backend | None = None,
     ) -> pd.DataFrame:
-        """Run every pending (cell, seed) over a process pool; results are saved as they arrive."""
+        """Run every pending (cell, seed) on `backend` (default: a process pool); results are
+        saved as they arrive."""
         todo = self.pending()
         jobs = {
             (cell_name(c), s): (
@@ -254,12 +245,13 @@ class Explore:
             if on_done:
                 on_done(key[0], key[1], len(rows), len(jobs))
 
-        run_pool(
+        execute(
             _job,
             {key: job for key, (job, _) in jobs.items()},
-            workers or os.cpu_count() or 1,
+            workers,
             record,
             lambda key: self.out / "runs" / key[0] / f"seed{key[1]}",
+            backend,
         )
         return self.read_results()
 

@@ -30,7 +30,7 @@ from conceptweb.experiments.ablation import (
     AblationConfig,
     arm_name,
 )
-from conceptweb.experiments.pool import run_pool
+from conceptweb.experiments.executor import Backend, execute
 from conceptweb.experiments.runs import train_run
 from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
 
@@ -167,8 +167,9 @@ def _is_done(job: Job) -> bool:
     return RunDir.open(path).read_meta().get("status") == "finished"
 
 
-def _run_job(job: Job) -> dict[str, Any]:
-    """Train (or resume) one run and analyse it; runs in a worker process."""
+def run_job(job: Job) -> dict[str, Any]:
+    """Train (or resume) one run and analyse it, unless done; returns its summary. Runs in a
+    worker process."""
     from conceptweb.analysis.summary import analyze, write_summary
 
     path = Path(job.path)
@@ -189,9 +190,12 @@ def _run_job(job: Job) -> dict[str, Any]:
 
 
 def run_jobs(
-    jobs: list[Job], workers: int, on_done: Callable[[Job], None] | None = None
+    jobs: list[Job],
+    workers: int,
+    on_done: Callable[[Job], None] | None = None,
+    backend: Backend | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run jobs over a process pool; returns {path: summary}."""
+    """Run jobs on `backend` (default: a process pool); returns {path: summary}."""
     out: dict[str, dict[str, Any]] = {}
     by_path = {job.path: job for job in jobs}
 
@@ -200,7 +204,7 @@ def run_jobs(
         if on_done:
             on_done(by_path[path])
 
-    run_pool(_run_job, by_path, workers, on_result, lambda path: path)
+    execute(run_job, by_path, workers, on_result, lambda path: path, backend)
     return out
 
 
@@ -318,9 +322,13 @@ class Suite:
         return n
 
     def run(
-        self, workers: int | None = None, on_done: Callable[[str], None] | None = None
+        self,
+        workers: int | None = None,
+        on_done: Callable[[str], None] | None = None,
+        backend: Backend | None = None,
     ) -> pd.DataFrame:
-        """Make and analyse every run; write runs.parquet (one row per run) and return it."""
+        """Make and analyse every run on `backend` (default: a process pool); write runs.parquet
+        (one row per run) and return it."""
         workers = workers or os.cpu_count() or 1
         plans = self.all_jobs()
         summaries: dict[str, dict[str, Any]] = {}
@@ -338,7 +346,7 @@ class Suite:
                     if j not in todo
                 }
             )
-            summaries.update(run_jobs(todo, workers, done))
+            summaries.update(run_jobs(todo, workers, done, backend))
         all_jobs = [j for v in plans.values() for j in v]
         table = suite_tables(all_jobs, summaries)
         if len(table):
@@ -351,6 +359,7 @@ class Suite:
                     on_done=lambda arm, seed, i, n, p=preset: (
                         on_done and on_done(f"ablation {p} {arm} seed {seed}")
                     ),
+                    backend=backend,
                 )
         return table
 

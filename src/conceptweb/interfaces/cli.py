@@ -2,7 +2,7 @@
 
 Groups: single runs (`cli_train`: train, sft, presets, config), analysis (`cli_analysis`:
 analyze, web), the detector's replay (`cli_detect`: detect), experiment suites
-(`cli_experiments`: reproduce, ablate; `cli_explore`: explore) and the LLM side
+(`cli_experiments`: reproduce, ablate, sweep; `cli_explore`: explore) and the LLM side
 (`cli_llm`: the `llm` sub-command). Each group imports only `cli_common`; heavy libraries are
 imported inside the commands that need them.
 """

@@ -106,3 +106,29 @@ AnnealOpt = Annotated[
     str | None, typer.Option(help="Annealed-RLVR: off, auto (detector) or at:STEP")
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="parallel processes (default: all cores)")]
+BackendOpt = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="where runs execute: process (a process pool on this machine) or ray (Ray tasks; "
+        "needs the dist extra)",
+    ),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="with --backend ray, the cluster to use: auto (on a node of it), HOST:6379 or "
+        "ray://HOST:10001 (default: start a private local Ray instance)",
+    ),
+]
+
+
+def start_backend(kind: str, address: str | None, workers: int | None) -> Any:
+    """The Backend of --backend/--address, connected (Ray started or reached) before any
+    directory is written, so that a missing Ray or an unreachable cluster writes nothing."""
+    from conceptweb.experiments.executor import Backend
+
+    backend = Backend(kind, address)
+    backend.start(workers)
+    return backend

@@ -1,4 +1,4 @@
-"""CLI commands that run suites of experiments: `reproduce` and `ablate`."""
+"""CLI commands that run suites of experiments: `reproduce`, `ablate` and `sweep`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from typing import Annotated, Any
 import typer
 
 from conceptweb.interfaces.cli_common import (
+    AddressOpt,
+    BackendOpt,
     ConfigOpt,
     PresetOpt,
     QuietOpt,
@@ -19,6 +21,7 @@ from conceptweb.interfaces.cli_common import (
     flag,
     group,
     parse_list,
+    start_backend,
     user_errors,
 )
 
@@ -67,6 +70,8 @@ def ablate(
         float | None, typer.Option(help="heat problems under this accuracy (0.1)")
     ] = None,
     workers: WorkersOpt = None,
+    backend: BackendOpt = "process",
+    address: AddressOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Paired ablation of Annealed-RLVR against plain RLVR over many seeds; table, figures, report.
@@ -94,6 +99,7 @@ def ablate(
             heat_steps=heat_steps,
             threshold=threshold,
         )
+    where = start_backend(backend, address, workers)
     abl = Ablation.open_or_create(out, cfg)
     pending = abl.pending()
     total = len(abl.cfg.arms) * abl.cfg.seeds
@@ -103,9 +109,7 @@ def ablate(
 
     def job() -> None:
         with task_progress(len(pending), "ablation runs", enabled=not quiet) as advance:
-            abl.run(
-                workers=workers, on_done=lambda arm, seed, i, n: advance(1, f"{arm} seed {seed}")
-            )
+            abl.run(workers, lambda arm, seed, i, n: advance(1, f"{arm} seed {seed}"), where)
 
     _interruptible(job)
     report = write_ablation_report(abl)
@@ -130,6 +134,8 @@ def reproduce(
         typer.Option(help="comma-separated sections to leave out: core, phase, ablation"),
     ] = None,
     workers: WorkersOpt = None,
+    backend: BackendOpt = "process",
+    address: AddressOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Reproduce the paper's CoNet findings over seeds, a phase diagram and the annealing ablation.
@@ -151,6 +157,7 @@ def reproduce(
         )
     sections = [s for s in SECTIONS if s not in drop]
     cfg = SuiteConfig.quick_version(sections=sections) if quick else SuiteConfig(sections=sections)
+    where = start_backend(backend, address, workers)
     suite = Suite.open_or_create(out, cfg)
     total, pending = suite.n_runs(), suite.n_runs(pending_only=True)
     if not quiet:
@@ -160,7 +167,7 @@ def reproduce(
 
     def job() -> None:
         with task_progress(pending, "suite runs", enabled=not quiet) as advance:
-            suite.run(workers=workers, on_done=lambda note: advance(1, note))
+            suite.run(workers=workers, on_done=lambda note: advance(1, note), backend=where)
 
     _interruptible(job)
     _run_reports(suite)
@@ -168,6 +175,64 @@ def reproduce(
     if not quiet:
         _print_claims(suite)
         console.print(f"report: {report} (and report.html)")
+
+
+@app.command()
+@user_errors
+def sweep(
+    out: Annotated[Path, typer.Option("--out", "-o", help="sweep directory (re-run to resume)")],
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            "-s",
+            help="KEY=VALUE (fixed) or KEY=v1,v2,... (an axis of the grid); repeatable",
+        ),
+    ] = None,
+    workers: WorkersOpt = None,
+    backend: BackendOpt = "process",
+    address: AddressOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """One CoNet run per point of a grid of --set values, analysed and gathered into one table.
+
+    Example: conceptweb sweep --preset sparse --set model.K=4,8,16 --set seed=0,1,2 --out sw
+    writes sw/results.parquet and sw/results.csv (one row per run: the grid values, the final
+    reward, the analysis summary). Interrupted? Run the same command again (or just
+    `conceptweb sweep --out sw`): finished runs are kept, cut ones resume.
+    """
+    from conceptweb.experiments.explore import parse_axis
+    from conceptweb.experiments.sweep import Sweep, sweep_config_from_options
+    from conceptweb.interfaces.console import console
+    from conceptweb.interfaces.progress import task_progress
+    from conceptweb.rundir import atomic_write_text
+
+    cfg = None
+    if preset or config or set_ or not (out / "sweep.json").is_file():
+        cfg = sweep_config_from_options(preset, str(config) if config else None, set_ or [])
+    where = start_backend(backend, address, workers)
+    sw = Sweep.open_or_create(out, cfg)
+    pending = sw.pending()
+    if not quiet:
+        total = len(sw.cfg.points())
+        left = f"{len(pending)} of {total} runs left"
+        console.print(f"sweep into {out}: {left}", highlight=False, soft_wrap=True)
+
+    def job() -> None:
+        with task_progress(len(pending), "sweep runs", enabled=not quiet) as advance:
+            sw.run(workers, lambda name: advance(1, name), where)
+
+    _interruptible(job)
+    table = sw.read_results()
+    atomic_write_text(out / "results.csv", table.to_csv(index=False))
+    if not quiet:
+        shown = ("final_reward", "two_stage.knee_step", "v_shape.is_v", "web.final_avg_degree")
+        cols = ["run", *(parse_axis(a)[0] for a in sw.cfg.axes), *(c for c in shown if c in table)]
+        console.print(table[cols].to_string(index=False), highlight=False)
+        where_to = f"results: {out / 'results.parquet'} (and results.csv)"
+        console.print(where_to, highlight=False, soft_wrap=True)
 
 
 def _run_reports(suite: Any) -> None:

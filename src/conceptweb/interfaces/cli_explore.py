@@ -8,12 +8,15 @@ from typing import Annotated
 import typer
 
 from conceptweb.interfaces.cli_common import (
+    AddressOpt,
+    BackendOpt,
     ConfigOpt,
     PresetOpt,
     QuietOpt,
     SetOpt,
     WorkersOpt,
     group,
+    start_backend,
     user_errors,
 )
 
@@ -40,6 +43,8 @@ def explore(
     seeds: Annotated[int | None, typer.Option(help="seeds per cell (default 5)")] = None,
     first_seed: Annotated[int | None, typer.Option(help="first seed (default 0)")] = None,
     workers: WorkersOpt = None,
+    backend: BackendOpt = "process",
+    address: AddressOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Run a grid of settings over seeds; per cell, which phenomena appear (counts, intervals).
@@ -64,10 +69,11 @@ def explore(
             seeds=seeds,
             first_seed=first_seed,
         )
+    where = start_backend(backend, address, workers)
     ex = Explore.open_or_create(out, cfg)
     pending = ex.pending()
     with task_progress(len(pending), "map runs", enabled=not quiet) as advance:
-        ex.run(workers=workers, on_done=lambda cell, seed, i, n: advance(1, f"{cell} seed {seed}"))
+        ex.run(workers, lambda cell, seed, i, n: advance(1, f"{cell} seed {seed}"), where)
     report = write_explore_report(ex)
     if not quiet:
         console.print(f"report: {report}")
