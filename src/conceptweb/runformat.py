@@ -90,8 +90,10 @@ LLM_METRIC_COLUMNS = (
     "n_solved",
     "n_sampled",
     "n_completions",
+    "truncated_rate",  # fraction of the step's completions cut at the token limit
     "n_distinct_correct_mean",
     "path_entropy_mean",
+    "sentinel_accuracy",  # mean accuracy of the sentinel set evaluated after this step
     "trl_reward",
     "loss",
     "grad_norm",
@@ -126,6 +128,7 @@ LLM_PROBLEM_COLUMNS = (
     "len_mean",
     "n_distinct_correct",
     "path_entropy",
+    "truncated_rate",  # fraction of the problem's n completions cut at the token limit
 )
 # eval.parquet: one row per (evaluation step, split, problem)
 EVAL_COLUMNS = (

@@ -37,7 +37,11 @@ def test_best_and_mean_at_k_count_correct_samples(
             out.append([Sample("7" if j < i else "wrong", 2) for j in range(k)])
         return out
 
-    monkeypatch.setattr(generate, "sample", fake_sample)
+    monkeypatch.setattr(
+        generate.HFGenerator,
+        "generate",
+        lambda self, prompts, k, **kw: fake_sample(0, 0, prompts, k),
+    )
     path = write_jsonl(
         tmp_path / "b.jsonl", [{"problem": f"q{i}", "answer": "7"} for i in range(4)]
     )

@@ -209,8 +209,37 @@ class LLMEvalConfig(_Strict):
     temperature: float = Field(0.6, gt=0)
     top_p: float = Field(0.95, gt=0, le=1)
     max_new_tokens: int = Field(8192, ge=1)
-    batch_size: int = Field(32, ge=1, description="prompts per generate() call")
+    batch_size: int = Field(
+        32,
+        ge=1,
+        description="at most this many prompts per generate() call (fewer when their KV cache "
+        "would not fit in memory)",
+    )
+    backend: Literal["auto", "hf", "vllm"] = Field(
+        "auto", description="generation: vllm when installed and on a GPU (auto), or hf generate"
+    )
     at_end: bool = Field(False, description="evaluate the final model at the end of training")
+
+
+class SentinelConfig(_Strict):
+    """A fixed set of training problems re-evaluated every few GRPO steps (dense observations)."""
+
+    problems: int = Field(
+        0, ge=0, description="size of the set: a fixed random sample of training problems (0: off)"
+    )
+    every: int = Field(10, ge=1, description="evaluate the set every this many GRPO steps")
+    k: int | None = Field(
+        None, ge=1, description="samples per problem (default grpo.num_generations)"
+    )
+    max_new_tokens: int | None = Field(
+        None, ge=1, description="token limit (default grpo.max_completion_length)"
+    )
+    temperature: float | None = Field(None, gt=0, description="default grpo.temperature")
+    backend: Literal["auto", "hf", "vllm"] = Field(
+        "auto",
+        description="auto: TRL's colocated vLLM engine when grpo.use_vllm, else hf generate",
+    )
+    batch_size: int = Field(64, ge=1, description="at most this many prompts per generate() call")
 
 
 class LLMRunConfig(_Strict):
@@ -243,6 +272,7 @@ class LLMRunConfig(_Strict):
     grpo: LLMGRPOConfig = Field(default_factory=LLMGRPOConfig)
     anneal: LLMAnnealConfig = Field(default_factory=LLMAnnealConfig)
     eval: LLMEvalConfig = Field(default_factory=LLMEvalConfig)
+    sentinel: SentinelConfig = Field(default_factory=SentinelConfig)
 
     @model_validator(mode="after")
     def _heat_fits(self) -> LLMRunConfig:

@@ -14,7 +14,7 @@ import numpy as np
 from conceptweb.jsonable import to_jsonable
 from conceptweb.llm.config import LLMRunConfig
 from conceptweb.llm.data import LoadedProblems, Problem, load_problems
-from conceptweb.llm.generate import sample_scored
+from conceptweb.llm.generate import Generator, sample_scored
 from conceptweb.llm.models import load_pretrained
 from conceptweb.llm.rewards import Task
 from conceptweb.rundir import atomic_write_json, atomic_write_text
@@ -48,19 +48,20 @@ def id_sample(data: LoadedProblems, n: int, seed: int) -> list[Problem]:
 
 
 def score_problems(
-    model: Any,
-    tokenizer: Any,
+    generator: Generator,
     problems: list[Problem],
     task: Task,
     cfg: LLMRunConfig,
     k: int,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(n_correct, mean length, mean length of correct samples) per problem, k samples each."""
+    """(n_correct, mean length, mean length of correct samples) per problem, k samples each.
+
+    Every process must call: each generates its shard of the problems, all get every result.
+    """
     e = cfg.eval
     groups = sample_scored(
-        model,
-        tokenizer,
+        generator,
         problems,
         task,
         cfg.data,
@@ -68,7 +69,6 @@ def score_problems(
         temperature=e.temperature,
         top_p=e.top_p,
         max_new_tokens=e.max_new_tokens,
-        batch_size=e.batch_size,
         seed=seed,
     )
     n_ok = np.zeros(len(problems))
@@ -81,6 +81,35 @@ def score_problems(
         if lens_ok:
             length_ok[i] = np.mean(lens_ok)
     return n_ok, length, length_ok
+
+
+def eval_generator(
+    model_path: str | Path, cfg: LLMRunConfig, echo: Callable[[str], None] = print
+) -> Generator:
+    """The generator evaluation samples with: vLLM when installed on a GPU (eval.backend auto),
+    else transformers' generate on this process's device with memory-aware batches."""
+    import torch
+
+    from conceptweb.llm.generate import (
+        HFGenerator,
+        make_generator,
+        select_backend,
+        vllm_installed,
+    )
+    from conceptweb.llm.models import compute_dtype
+
+    gpu = torch.cuda.is_available()
+    backend = select_backend(cfg.eval.backend, vllm_available=vllm_installed(), gpu=gpu)
+    model, tokenizer = load_pretrained(cfg.model, str(model_path))
+    if backend == "vllm":
+        echo("evaluating with vLLM")
+        return make_generator("vllm", None, tokenizer, model_path=str(model_path))
+    from accelerate.state import PartialState
+
+    device = PartialState().device
+    model.to(device)
+    autocast = compute_dtype(cfg.model) if device.type == "cuda" else None
+    return HFGenerator(model, tokenizer, batch_size=cfg.eval.batch_size, autocast=autocast)
 
 
 def evaluate_model(
@@ -97,7 +126,7 @@ def evaluate_model(
     from conceptweb.llm.runtime import quiet_libraries
 
     quiet_libraries(cfg.torch_threads)
-    model, tokenizer = load_pretrained(cfg.model, str(model_path))
+    generator = eval_generator(model_path, cfg, echo)
     k = k or cfg.eval.k
     names = datasets if datasets is not None else [ID_NAME, *cfg.eval.datasets]
     results = []
@@ -114,7 +143,7 @@ def evaluate_model(
                 echo(loaded.report())
             problems, split = loaded.problems, "ood"
         t0 = time.perf_counter()
-        n_ok, length, length_ok = score_problems(model, tokenizer, problems, task, cfg, k, cfg.seed)
+        n_ok, length, length_ok = score_problems(generator, problems, task, cfg, k, cfg.seed)
         results.append(
             EvalResult(
                 dataset=name,

@@ -9,7 +9,7 @@ from typing import Any
 
 from conceptweb.llm.config import LLMRunConfig
 from conceptweb.llm.data import Problem, format_prompt
-from conceptweb.llm.generate import sample_scored
+from conceptweb.llm.generate import HFGenerator, grpo_prompt_ids, sample_scored
 from conceptweb.llm.monitor import Completion, RecordBook
 from conceptweb.llm.rewards import Task
 from conceptweb.llm.runtime import quiet_trainer
@@ -45,16 +45,6 @@ def sft_rows(
         }
         for p in problems
     ]
-
-
-def grpo_prompt_ids(prompt: Any, tokenizer: Any) -> list[int]:
-    """The prompt's token ids exactly as TRL's GRPOTrainer tokenizes it for generation."""
-    if isinstance(prompt, list):  # chat: the template with the generation prompt
-        out = tokenizer.apply_chat_template(
-            conversation=[prompt], add_generation_prompt=True, tokenize=True, return_dict=True
-        )
-        return list(out["input_ids"][0])
-    return list(tokenizer(text=[prompt])["input_ids"][0])
 
 
 def sft_examples(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:
@@ -157,11 +147,16 @@ def probe(
     cfg: LLMRunConfig,
     seed: int,
 ) -> list[Completion]:
-    """num_generations samples of each problem with the GRPO sampling settings, scored."""
+    """num_generations samples of each problem with the GRPO sampling settings, scored.
+
+    Every process must call: each samples its shard of the problems, and all get every result.
+    """
     g = cfg.grpo
+    generator = HFGenerator(
+        model, tokenizer, batch_size=max(1, g.per_device_batch_size // g.num_generations)
+    )
     groups = sample_scored(
-        model,
-        tokenizer,
+        generator,
         problems,
         task,
         cfg.data,
@@ -169,11 +164,10 @@ def probe(
         temperature=g.temperature,
         top_p=g.top_p,
         max_new_tokens=g.max_completion_length,
-        batch_size=max(1, g.per_device_batch_size // g.num_generations),
         seed=seed,
     )
     return [
-        Completion(p.id, s.reward, s.correct, s.length, s.key)
+        Completion(p.id, s.reward, s.correct, s.length, s.key, s.truncated)
         for p, group in zip(problems, groups, strict=True)
         for s in group
     ]

@@ -48,6 +48,7 @@ class Completion:
     correct: bool
     length: int
     key: str
+    truncated: bool = False  # cut at the token limit (no end-of-sequence token)
 
 
 def completion_text(completion: Any) -> str:
@@ -84,6 +85,7 @@ def summarize_problems(completions: list[Completion]) -> pd.DataFrame:
                 "len_mean": float(np.mean([c.length for c in cs])),
                 "n_distinct_correct": len(counts),
                 "path_entropy": path_entropy,
+                "truncated_rate": float(np.mean([c.truncated for c in cs])),
             }
         )
     return pd.DataFrame(rows)
@@ -102,6 +104,9 @@ def step_metrics(completions: list[Completion], per_problem: pd.DataFrame) -> di
         "n_solved": int((per_problem["accuracy"] >= SOLVED).sum()) if len(per_problem) else 0,
         "n_sampled": len(per_problem),
         "n_completions": len(completions),
+        "truncated_rate": float(np.mean([c.truncated for c in completions]))
+        if completions
+        else math.nan,
         "n_distinct_correct_mean": float(per_problem["n_distinct_correct"].mean())
         if len(per_problem)
         else math.nan,
@@ -127,17 +132,27 @@ class RecordBook:
                 return r
         return None
 
-    def add_rl_step(self, step: int, completions: list[Completion]) -> dict[str, Any]:
+    def add_rl_step(
+        self, step: int, completions: list[Completion], sentinel: list[Completion] | None = None
+    ) -> dict[str, Any]:
+        """Close GRPO step `step`: its metrics row and per-problem rows, and (optionally) a
+        sentinel evaluation after its update (rows with phase `sentinel`). Training samples and
+        sentinel samples of one problem at one step are one pooled observation, as offline."""
         per_problem = summarize_problems(completions)
         row = {c: math.nan for c in METRIC_COLUMNS}
         row.update({"step": step, "phase": "rl", "n_heat_problems": 0, "trl_logged": False})
         row.update(step_metrics(completions, per_problem))
         self.metrics.append(row)
         self._add_problem_rows(step, "rl", per_problem)
-        if len(per_problem):
-            self.history.observe(
-                step, per_problem["problem"], per_problem["n"], per_problem["n_correct"]
-            )
+        observed = [per_problem]
+        if sentinel:
+            sentinel_problems = summarize_problems(sentinel)
+            self._add_problem_rows(step, "sentinel", sentinel_problems)
+            row["sentinel_accuracy"] = float(sentinel_problems["accuracy"].mean())
+            observed.append(sentinel_problems)
+        obs = pd.concat([o for o in observed if len(o)]) if any(len(o) for o in observed) else None
+        if obs is not None:
+            self.history.observe(step, obs["problem"], obs["n"], obs["n_correct"])
         self.history.append(step, row["reward_mean"], row["len_correct_mean"])
         return row
 
@@ -289,8 +304,13 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         on_step: Callable[[dict[str, Any]], None] | None = None,
         on_decision: Callable[[HeatDecision], None] | None = None,
         report: bool = False,
+        sentinel: Any = None,
     ) -> None:
         self.book = book
+        self.sentinel = sentinel  # conceptweb.llm.sentinel.Sentinel, evaluated in on_step_end
+        self._sentinel_prev = 0  # TRL step of the last step with completions
+        self._end_ids: set[int] = set()
+        self._max_len: int | None = None
         self.report = report
         self.task = task
         self.run = run
@@ -406,12 +426,25 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
             row = {k: columns[k][i] for k in keys}
             text = completion_text(completion)
             score: Score = self.task.score(text, row)
-            n_tokens = len(completion_ids[i]) if completion_ids is not None else len(text.split())
+            ids = completion_ids[i] if completion_ids is not None else None
+            n_tokens = len(ids) if ids is not None else len(text.split())
             length = score.length if score.length is not None else n_tokens
             key = score.key if score.key is not None else " ".join(text.split())
-            sink.append(Completion(int(problem_id[i]), score.reward, score.correct, length, key))
+            cut = self.truncated(ids)
+            sink.append(
+                Completion(int(problem_id[i]), score.reward, score.correct, length, key, cut)
+            )
             rewards.append(score.reward)
         return rewards
+
+    def truncated(self, ids: list[int] | None) -> bool:
+        """Whether a completion was cut at max_completion_length: as long as the limit and not
+        ending in an end token (either rule alone when only one is known)."""
+        if not ids:
+            return False
+        unended = int(ids[-1]) not in self._end_ids if self._end_ids else True
+        at_limit = len(ids) >= self._max_len if self._max_len else True
+        return bool(self._end_ids or self._max_len) and unended and at_limit
 
     # -- callback hooks ---------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -427,6 +460,13 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
             self.check_dataset(getattr(loader, "dataset", None))
         self._model = kwargs.get("model")
         self._began = True
+        tok = kwargs.get("processing_class")
+        tok = getattr(tok, "tokenizer", tok)  # a processor wraps its tokenizer
+        ends = (getattr(tok, "eos_token_id", None), getattr(tok, "pad_token_id", None))
+        self._end_ids = {int(i) for i in ends if isinstance(i, int)}
+        max_len = getattr(args, "max_completion_length", None)
+        self._max_len = int(max_len) if isinstance(max_len, int) else None
+        self._sentinel_prev = int(state.global_step)
         if self._resume and self.run is not None:
             up_to = int(state.global_step) + self.step_offset
             self.book = RecordBook.from_run(self.run, self.book.n_problems, up_to)
@@ -449,7 +489,12 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         self.pending = []
         if not completions:  # a step that reused an earlier generation (num_iterations > 1)
             return
-        row = self.book.add_rl_step(step, completions)
+        trl_step = int(state.global_step)
+        sentinel = None
+        if self.sentinel is not None and self.sentinel.due(self._sentinel_prev, trl_step):
+            sentinel = self.sentinel.evaluate(trl_step)  # the weights after this step's update
+        self._sentinel_prev = trl_step
+        row = self.book.add_rl_step(step, completions, sentinel)
         row["time_s"] = time.perf_counter() - self._t0
         if self.trigger is not None and self.heats_left > 0:
             fire, evidence = self.trigger.decide(self.book.history)

@@ -50,6 +50,7 @@ from conceptweb.llm.runtime import (
     quiet_trainer,
     world_size,
 )
+from conceptweb.llm.sentinel import make_sentinel
 from conceptweb.rundir import RunDir, atomic_write_json
 
 STATE_FILE = "llm_state.json"
@@ -410,6 +411,9 @@ class Orchestrator:
                 callbacks=[monitor, recorder],
             )
         )
+        monitor.sentinel = make_sentinel(
+            cfg, self.setup.data, self.setup.task, model, tokenizer, trainer
+        )
         if cfg.report_to:  # first, so that TRL's reporters see what the monitor adds to a log
             trainer.callback_handler.callbacks.remove(monitor)
             trainer.callback_handler.callbacks.insert(0, monitor)
@@ -542,13 +546,15 @@ class Orchestrator:
                 reward_last10=float(np.mean(tail)) if tail else math.nan,
                 heats=[{k: v for k, v in h.items() if k != "problems"} for h in self.state.heats],
             )
-        if self.cfg.eval.at_end and is_main_process():
+        barrier()
+        if self.cfg.eval.at_end:  # every process evaluates its shard of the problems
             from conceptweb.llm.evaluate import evaluate_model, write_results
 
             results = evaluate_model(
                 final, self.cfg, self.setup.data, self.setup.task, echo=self.echo
             )
-            write_results(results, run.path / "eval_llm")
+            if is_main_process():
+                write_results(results, run.path / "eval_llm")
 
 
 def prepare_run(config: LLMRunConfig | None, out: str | Path, resume: bool) -> tuple[Setup, RunDir]:

@@ -1,0 +1,110 @@
+"""The sentinel set inside `llm train`, and per-problem truncation rates in the records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.llm.conftest import require_llm_packages, tiny_config
+
+pytestmark = pytest.mark.llm
+require_llm_packages()
+
+from conceptweb.llm.monitor import Completion, Monitor, RecordBook, summarize_problems  # noqa: E402
+from conceptweb.llm.rewards import MathTask  # noqa: E402
+from conceptweb.llm.train import train_llm  # noqa: E402
+from conceptweb.rundir import RunDir  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def sentinel_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sentinel") / "run"
+    cfg = tiny_config(
+        steps=5, save_steps=5, record_completions=32, sentinel={"problems": 10, "every": 2, "k": 6}
+    )
+    train_llm(cfg, out, echo=lambda m: None)
+    return out
+
+
+def test_sentinel_set_is_evaluated_every_n_steps_and_recorded(sentinel_run: Path) -> None:
+    run = RunDir.open(sentinel_run)
+    p, m = run.read_problems(), run.read_metrics().set_index("step")
+    s = p[p["phase"] == "sentinel"]
+    assert sorted(s["step"].unique()) == [2, 4]  # every 2 GRPO steps of 5
+    for step, g in s.groupby("step"):
+        assert len(g) == 10 and set(g["n"]) == {6} and g["problem"].is_unique
+        assert m.loc[step, "sentinel_accuracy"] == pytest.approx(g["accuracy"].mean())
+    # the same fixed set every time, and not the training batch of the step
+    sets = [tuple(g["problem"]) for _, g in s.groupby("step")]
+    assert sets[0] == sets[1]
+    assert np.isnan(m.loc[[1, 3, 5], "sentinel_accuracy"]).all()
+    assert len(p[p["phase"] == "rl"]) == 5 * 8
+
+
+def test_detect_counts_sentinel_observations(sentinel_run: Path) -> None:
+    from conceptweb.analysis.detector import FrustrationDetector, replay
+    from conceptweb.interfaces.cli_detect import load_observations
+
+    obs, metrics, _, _ = load_observations(sentinel_run)
+    result = replay(obs, FrustrationDetector(), metrics, 100)
+    p = RunDir.open(sentinel_run).read_problems()
+    assert result["n_observations"] == len(p) == 5 * 8 + 2 * 10  # training + sentinel rows
+    assert len(obs) == len(p)
+
+
+def test_online_and_resumed_histories_count_the_same_events(sentinel_run: Path) -> None:
+    """The monitor's history (online) and one rebuilt from the files (resume) agree."""
+    run = RunDir.open(sentinel_run)
+    p = run.read_problems()
+    online = RecordBook(100)
+    for step in range(1, 6):
+        g = p[p["step"] == step]
+
+        def comps(phase: str, g=g) -> list[Completion]:
+            rows = g[g["phase"] == phase]
+            return [
+                Completion(int(q), 1.0, j < c, 1, str(j))
+                for q, n, c in rows[["problem", "n", "n_correct"]].itertuples(index=False)
+                for j in range(int(n))
+            ]
+
+        online.add_rl_step(step, comps("rl"), comps("sentinel"))
+    rebuilt = RecordBook.from_run(run, 100, up_to=5)
+    assert online.history.tracker.counts == rebuilt.history.tracker.counts
+
+
+def test_resumed_history_includes_sentinel_observations(sentinel_run: Path) -> None:
+    run = RunDir.open(sentinel_run)
+    book = RecordBook.from_run(run, 100, up_to=5)
+    p = run.read_problems()
+    both = p[p["step"] == 2]["problem"].nunique()  # a problem in both is one observation
+    assert book.history.tracker.counts[2][2] == both > 10
+    assert book.history.tracker.counts[3][2] == 8
+
+
+def test_truncation_rate_per_problem_agrees_with_the_recorded_completions(
+    sentinel_run: Path,
+) -> None:
+    run = RunDir.open(sentinel_run)
+    p = run.read_problems()
+    rl = p[p["phase"] == "rl"].set_index(["step", "problem"])
+    comp = run.read_table("completions")  # all 8 x 4 completions of each step recorded
+    assert len(comp) == 5 * 32
+    rate = comp.groupby(["step", "problem"])["truncated"].mean()
+    assert rl["truncated_rate"].between(0, 1).all()
+    np.testing.assert_allclose(rl.loc[rate.index, "truncated_rate"], rate.to_numpy())
+    m = run.read_metrics().set_index("step")
+    np.testing.assert_allclose(m["truncated_rate"], comp.groupby("step")["truncated"].mean())
+
+
+def test_truncated_needs_the_limit_and_no_end_token() -> None:
+    mon = Monitor(RecordBook(3), MathTask())
+    mon._end_ids, mon._max_len = {0}, 4
+    assert mon.truncated([5, 6, 7, 8]) and not mon.truncated([5, 6, 7, 0])
+    assert not mon.truncated([5, 6]) and not mon.truncated([])
+    mon._end_ids, mon._max_len = set(), None  # nothing known: never claimed
+    assert not mon.truncated([5, 6, 7, 8])
+    comps = [Completion(0, 0.0, False, 4, "a", True), Completion(0, 1.0, True, 2, "b", False)]
+    assert summarize_problems(comps)["truncated_rate"].tolist() == [0.5]
