@@ -35,6 +35,8 @@ from conceptweb.runformat import (
 )
 
 _CKPT_RE = re.compile(r"^step_(\d{6,})\.npz$")
+_PART_RE = re.compile(r"^part-(\d{6,})\.parquet$")
+PARTS_SUFFIX = ".parts"
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -210,21 +212,79 @@ class RunDir:
             raise ConceptwebError(f"cannot read {self.config_path}: {exc}") from None
 
     # -- tables -----------------------------------------------------------------------------
+    # A table NAME is NAME.parquet (rewritten whole by write_table), or parts appended to
+    # NAME.parts/ (append_table: one file per flush, written atomically), or both (a run
+    # begun by an older version and continued by this one); readers see their rows together.
     def write_table(self, name: str, table: pd.DataFrame | pa.Table) -> None:
         atomic_write_table(self.path / f"{name}.parquet", table)
 
+    def parts_dir(self, name: str) -> Path:
+        return self.path / f"{name}{PARTS_SUFFIX}"
+
+    def table_parts(self, name: str) -> list[Path]:
+        """The appended parts of table `name`, in the order they were written."""
+        d = self.parts_dir(name)
+        if not d.is_dir():
+            return []
+        parts = [(int(m.group(1)), p) for p in d.iterdir() if (m := _PART_RE.match(p.name))]
+        return [p for _, p in sorted(parts)]
+
+    def append_table(self, name: str, table: pd.DataFrame) -> Path | None:
+        """Append rows to table `name` as a new part (atomic: a kill leaves no half part)."""
+        if not len(table):
+            return None
+        parts = self.table_parts(name)
+        seq = int(_PART_RE.match(parts[-1].name).group(1)) + 1 if parts else 1  # type: ignore[union-attr]
+        path = self.parts_dir(name) / f"part-{seq:06d}.parquet"
+        atomic_write_table(path, table)
+        return path
+
+    def has_table(self, name: str) -> bool:
+        return (self.path / f"{name}.parquet").is_file() or bool(self.table_parts(name))
+
     def read_table(self, name: str, required: bool = True) -> pd.DataFrame:
+        """All rows of table `name`: its single file, then its parts in order."""
         import pandas as pd  # readers only: writing a run does not load pandas
 
-        path = self.path / f"{name}.parquet"
-        if not path.is_file():
+        files = [self.path / f"{name}.parquet"] if (self.path / f"{name}.parquet").is_file() else []
+        files += self.table_parts(name)
+        if not files:
             if required:
-                raise ConceptwebError(f"{self.path} is incomplete: {path.name} is missing")
+                raise ConceptwebError(f"{self.path} is incomplete: {name}.parquet is missing")
             return pd.DataFrame()
-        try:
-            return pq.read_table(path).to_pandas()
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise ConceptwebError(f"cannot read {path}: {exc}") from None
+        frames = []
+        for path in files:
+            try:
+                frames.append(pq.read_table(path).to_pandas())
+            except (OSError, pa.ArrowInvalid) as exc:
+                raise ConceptwebError(f"cannot read {path}: {exc}") from None
+        if len(frames) == 1:
+            return frames[0]
+        return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+
+    def truncate_table(self, name: str, up_to: int, column: str = "step") -> None:
+        """Drop the rows of table `name` whose `column` exceeds `up_to` (for a resumed run).
+
+        Parts wholly after `up_to` are deleted, the one that straddles it rewritten, each
+        change atomic: a kill midway leaves whole files, and truncating again finishes it.
+        """
+        single = self.path / f"{name}.parquet"
+        for path in reversed([single, *self.table_parts(name)]):
+            if not path.is_file():
+                continue
+            try:
+                steps = pq.read_table(path, columns=[column]).column(column).to_numpy()
+            except (OSError, pa.ArrowInvalid, KeyError) as exc:
+                raise ConceptwebError(f"cannot read {path}: {exc}") from None
+            if not steps.size or steps.max() <= up_to:
+                continue
+            if steps.min() > up_to and path != single:
+                path.unlink()
+                continue
+            import pyarrow.compute as pc
+
+            table = pq.read_table(path)
+            atomic_write_table(path, table.filter(pc.less_equal(table[column], up_to)))
 
     def read_metrics(self) -> pd.DataFrame:
         return self.read_table("metrics")

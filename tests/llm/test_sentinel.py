@@ -108,3 +108,42 @@ def test_truncated_needs_the_limit_and_no_end_token() -> None:
     assert not mon.truncated([5, 6, 7, 8])
     comps = [Completion(0, 0.0, False, 4, "a", True), Completion(0, 1.0, True, 2, "b", False)]
     assert summarize_problems(comps)["truncated_rate"].tolist() == [0.5]
+
+
+@pytest.mark.slow  # two `llm train` processes: 40 s of CPU, minutes on a loaded machine
+def test_killed_run_resumes_with_whole_parts_and_no_duplicate_rows(tmp_path: Path) -> None:
+    """SIGKILL `llm train` mid-run (after its checkpoint at step 4), then --resume: every part
+    is readable, the rows after the checkpoint are redone once, none is duplicated."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.llm.conftest import tiny_config_dict
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps(tiny_config_dict(steps=12, save_steps=4, record_completions=4)))
+    out = tmp_path / "run"
+    parts = out / "problems.parts"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "conceptweb", "llm", "train", "-q"]
+    proc = subprocess.Popen([*cmd, "--config", str(cfg), "--out", str(out)], env=env)
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and not (parts.is_dir() and len(list(parts.glob("part-*"))) >= 6):
+        assert time.monotonic() < deadline, "the run made no progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run = RunDir.open(out)
+    assert run.read_meta()["status"] == "running"
+    assert (out / "checkpoints" / "checkpoint-4").is_dir()
+    resumed = subprocess.run([*cmd, "--out", str(out), "--resume"], env=env, capture_output=True)
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    p = run.read_problems()
+    assert sorted(p["step"].unique()) == list(range(1, 13))
+    assert not p.duplicated(["step", "problem", "phase"]).any() and len(p) == 12 * 8
+    c = run.read_table("completions")
+    assert c.groupby("step").size().tolist() == [4] * 12
+    assert run.read_metrics()["step"].tolist() == list(range(1, 13))

@@ -188,11 +188,13 @@ class RecordBook:
         frame.insert(3, "phase", phase)
         self.problem_frames.append(frame[PROBLEM_COLUMNS])
 
-    def problems_frame(self) -> pd.DataFrame:
+    def pending_problems(self) -> pd.DataFrame:
+        """Per-problem rows not yet written (typed as the run format says)."""
         if not self.problem_frames:
             return pd.DataFrame({c: [] for c in PROBLEM_COLUMNS})
         frame = pd.concat(self.problem_frames, ignore_index=True)
-        self.problem_frames = [frame]
+        frame["step"] = frame["step"].astype(np.int64)
+        frame["problem"] = frame["problem"].astype(np.int64)
         return frame
 
     def metrics_frame(self) -> pd.DataFrame:
@@ -204,23 +206,31 @@ class RecordBook:
         return frame
 
     def write(self, run: RunDir) -> None:
-        """Rewrite metrics.parquet and problems.parquet (atomically)."""
+        """Rewrite metrics.parquet (one row per step, small) and append the per-problem and
+        evaluation rows since the last write as new parts (problems.parts/, eval.parts/), so
+        a flush costs the rows it adds, not the run's history."""
         if self.metrics:
             run.write_table("metrics", self.metrics_frame())
-            problems = self.problems_frame()
-            problems["step"] = problems["step"].astype(np.int64)
-            problems["problem"] = problems["problem"].astype(np.int64)
-            run.write_table("problems", problems)
             run.update_meta(last_step=int(self.metrics[-1]["step"]))
+        if self.problem_frames:
+            run.append_table("problems", self.pending_problems())
         if self.eval_frames:
-            self.eval_frames = [pd.concat(self.eval_frames, ignore_index=True)]
-            run.write_table("eval", self.eval_frames[0])
+            run.append_table("eval", pd.concat(self.eval_frames, ignore_index=True))
+        self.discard_pending()
+
+    def discard_pending(self) -> None:
+        """Forget the rows waiting to be written (processes other than the writer call this)."""
+        self.problem_frames, self.eval_frames = [], []
 
     @classmethod
     def from_run(
         cls, run: RunDir, n_problems: int, up_to: int, confidence: float = DEFAULT_CONFIDENCE
     ) -> RecordBook:
-        """The records of `run` up to step `up_to` (later rows, from after the checkpoint, dropped)."""
+        """The records of `run` up to step `up_to` (later rows, from after the checkpoint, dropped).
+
+        Only the metrics rows and the trigger's history are kept in memory; the per-problem
+        rows stay on disk (truncate_records drops those after `up_to` there).
+        """
         book = cls(n_problems, confidence)
         metrics = run.read_table("metrics", required=False)
         problems = run.read_table("problems", required=False)
@@ -235,12 +245,6 @@ class RecordBook:
         for r in book.metrics:
             for c in METRIC_COLUMNS:
                 r.setdefault(c, math.nan)
-        if len(problems):
-            book.problem_frames = [problems.reset_index(drop=True)]
-        evals = run.read_table("eval", required=False)
-        if len(evals) and "split" in evals.columns:
-            evals = evals[(evals["split"] == "trl_eval") & (evals["step"] <= up_to)]
-            book.eval_frames = [evals.reset_index(drop=True)] if len(evals) else []
         observed = problems[problems["phase"].isin(OBSERVED_PHASES)] if len(problems) else problems
         groups = dict(tuple(observed.groupby("step"))) if len(observed) else {}
         for r in book.metrics:
@@ -251,6 +255,15 @@ class RecordBook:
                 book.history.observe(int(r["step"]), g["problem"], g["n"], g["n_correct"])
             book.history.append(int(r["step"]), r["reward_mean"], r["len_correct_mean"])
         return book
+
+
+APPENDED_TABLES = ("problems", "eval", "completions")  # per-problem and per-completion rows
+
+
+def truncate_records(run: RunDir, up_to: int) -> None:
+    """Drop the appended rows after step `up_to` on disk (main process, before resuming)."""
+    for name in APPENDED_TABLES:
+        run.truncate_table(name, up_to)
 
 
 @dataclass
@@ -469,6 +482,9 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         self._sentinel_prev = int(state.global_step)
         if self._resume and self.run is not None:
             up_to = int(state.global_step) + self.step_offset
+            if state.is_world_process_zero:
+                truncate_records(self.run, up_to)
+            _barrier()
             self.book = RecordBook.from_run(self.run, self.book.n_problems, up_to)
             self._resume = False
 
@@ -525,9 +541,16 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         self._write_if_due(state)
 
     def _write_if_due(self, state: Any) -> None:
-        if self._flush_due and self.run is not None and state.is_world_process_zero:
-            self.book.write(self.run)
+        if self._flush_due:
+            self._write_records(state)
         self._flush_due = False
+
+    def _write_records(self, state: Any) -> None:
+        """The writer (process 0) appends the new rows; the others drop their copies."""
+        if self.run is not None and state.is_world_process_zero:
+            self.book.write(self.run)
+        else:
+            self.book.discard_pending()
 
     def report_values(self, row: dict[str, Any]) -> dict[str, float]:
         """What the monitor adds to TRL's log for report_to: the step's records (conceptweb/...)
@@ -544,14 +567,12 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         return out
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.run is not None and state.is_world_process_zero:
-            self.book.write(self.run)
+        self._write_records(state)
         self._flush_due = False
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._began = False
-        if self.run is not None and state.is_world_process_zero:
-            self.book.write(self.run)
+        self._write_records(state)
         self._flush_due = False
         if self.finish_at_train_end:
             self.finish()
@@ -578,6 +599,14 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         if self.has_solution is not None:
             chosen = chosen[self.has_solution[chosen]]
         return [int(q) for q in chosen]
+
+
+def _barrier() -> None:
+    try:
+        from accelerate.state import PartialState
+    except ImportError:  # pragma: no cover
+        return
+    PartialState().wait_for_everyone()
 
 
 def _is_main_process() -> bool:

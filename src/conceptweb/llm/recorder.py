@@ -62,7 +62,7 @@ class CompletionRecorder(TrainerCallback):  # type: ignore[misc,valid-type]
 
     Use `reward_funcs=recorder.wrap(monitor.correctness)` and add the recorder to the callbacks;
     rows accumulate in `rows` (kept across GRPO phases when the same recorder list is passed on)
-    and are written to completions.parquet when the monitor writes its records.
+    and the new ones are appended to the completions table (completions.parts/) at each flush.
     """
 
     def __init__(
@@ -81,6 +81,7 @@ class CompletionRecorder(TrainerCallback):  # type: ignore[misc,valid-type]
         self.run, self.step_offset, self.flush_every = run, step_offset, flush_every
         self.end_ids = set(end_ids)
         self.rows: list[dict[str, Any]] = [] if rows is None else rows
+        self._written = len(self.rows)  # rows passed in are on disk already
         self._reservoir: Reservoir | None = None
         self._samples: dict[int, int] = {}
         self._step = step_offset + 1
@@ -150,8 +151,10 @@ class CompletionRecorder(TrainerCallback):  # type: ignore[misc,valid-type]
         return completions_frame(self.rows)
 
     def write(self) -> None:
-        if self.run is not None and self.rows:
-            self.run.write_table(COMPLETIONS_TABLE, self.frame())
+        """Append the rows since the last write as a new part of completions (atomic)."""
+        if self.run is not None and len(self.rows) > self._written:
+            self.run.append_table(COMPLETIONS_TABLE, completions_frame(self.rows[self._written :]))
+        self._written = len(self.rows)
 
     # -- callback hooks ---------------------------------------------------------------------
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

@@ -32,7 +32,7 @@ from conceptweb.llm.models import (
     trainer_precision_flags,
     weights_dtype,
 )
-from conceptweb.llm.monitor import Monitor, RecordBook
+from conceptweb.llm.monitor import Monitor, RecordBook, truncate_records
 from conceptweb.llm.recorder import CompletionRecorder, recorded_rows
 from conceptweb.llm.rewards import (
     Task,
@@ -332,6 +332,10 @@ class Orchestrator:
         if state.phase == "heat":
             trl_step = int(state.heats[-1]["trl_step"])
         up_to = trl_step + state.offset
+        if resume:  # the appended rows after the resume point go, before anything reads them
+            if is_main_process():
+                truncate_records(run, up_to)
+            barrier()
         conf = self.cfg.anneal.detector.confidence
         book = (
             RecordBook.from_run(run, self.setup.n_problems, up_to, conf)
@@ -514,6 +518,7 @@ class Orchestrator:
         if is_main_process():
             self._write_heats(book)
             book.write(run)
+        book.discard_pending()
         state.save(run)
         return model, dest
 
@@ -537,8 +542,8 @@ class Orchestrator:
         run = self.run_dir
         final = run.path / "final"
         if is_main_process():
-            save_model(model, tokenizer, final)
             book.write(run)
+            save_model(model, tokenizer, final)
             tail = [r["reward_mean"] for r in book.metrics if r["phase"] == "rl"][-10:]
             run.update_meta(
                 status="finished",
@@ -546,6 +551,7 @@ class Orchestrator:
                 reward_last10=float(np.mean(tail)) if tail else math.nan,
                 heats=[{k: v for k, v in h.items() if k != "problems"} for h in self.state.heats],
             )
+        book.discard_pending()
         barrier()
         if self.cfg.eval.at_end:  # every process evaluates its shard of the problems
             from conceptweb.llm.evaluate import evaluate_model, write_results
