@@ -242,8 +242,10 @@ class RunDir:
     def has_table(self, name: str) -> bool:
         return (self.path / f"{name}.parquet").is_file() or bool(self.table_parts(name))
 
-    def read_table(self, name: str, required: bool = True) -> pd.DataFrame:
-        """All rows of table `name`: its single file, then its parts in order."""
+    def read_table(
+        self, name: str, required: bool = True, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """All rows of table `name` (only `columns` if given): its single file, then its parts."""
         import pandas as pd  # readers only: writing a run does not load pandas
 
         files = [self.path / f"{name}.parquet"] if (self.path / f"{name}.parquet").is_file() else []
@@ -255,7 +257,7 @@ class RunDir:
         frames = []
         for path in files:
             try:
-                frames.append(pq.read_table(path).to_pandas())
+                frames.append(pq.read_table(path, columns=columns).to_pandas())
             except (OSError, pa.ArrowInvalid) as exc:
                 raise ConceptwebError(f"cannot read {path}: {exc}") from None
         if len(frames) == 1:

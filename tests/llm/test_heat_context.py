@@ -59,3 +59,28 @@ def test_sft_examples_begin_with_exactly_the_grpo_prompt(tmp_path) -> None:
     target = rows[0]["completion"]
     assert DeepScaleRMathTask().score(target, {"answer": "2"}).correct
     assert sft_rows(problems, cfg, thinking=False)[0]["completion"] == " 0 plus 2 is 2"
+
+
+def test_own_targets_are_the_models_correct_completions_after_the_grpo_prompt() -> None:
+    problems = [Problem(i, f"{i} + 2 =", str(i + 2), f"{i} plus 2 is {i + 2}", i) for i in range(3)]
+    own = {0: {"text": " 2", "step": 3}, 2: {"text": " 4", "step": 5}}
+    words = [p.question for p in problems] + [p.solution or "" for p in problems] + ["2", "4"]
+    tok = build_wordlevel_tokenizer(words)
+
+    def rows_for(targets: str) -> list[dict]:
+        cfg = tiny_config(anneal={"heat": {"targets": targets}})
+        return sft_rows(problems, cfg, own=own)
+
+    rows = rows_for("own")  # problem 1 has no correct completion of its own: not a target
+    assert [(r["completion"], r["source"], r["own_step"]) for r in rows] == [
+        (" 2", "own", 3),
+        (" 4", "own", 5),
+    ]
+    mixed = rows_for("own_or_reference")
+    assert [r["source"] for r in mixed] == ["own", "reference", "own"]
+    assert mixed[1]["completion"] == " 1 plus 2 is 3"
+    assert [r["source"] for r in rows_for("reference")] == ["reference"] * 3
+    for row, ex in zip(rows, sft_examples(rows, tok), strict=True):  # GRPO's prompt, then it
+        prompt = list(tok(text=[row["prompt"]])["input_ids"][0])
+        assert ex["input_ids"][: len(prompt)] == prompt
+        assert tok.decode(ex["input_ids"][len(prompt) : -1]).strip() == row["completion"].strip()

@@ -147,3 +147,39 @@ def test_killed_run_resumes_with_whole_parts_and_no_duplicate_rows(tmp_path: Pat
     c = run.read_table("completions")
     assert c.groupby("step").size().tolist() == [4] * 12
     assert run.read_metrics()["step"].tolist() == list(range(1, 13))
+
+
+def test_heating_on_own_correct_completions(tmp_path: Path) -> None:
+    """targets: own heats the hard problems the model solved before, on its latest correct
+    completion of each, recorded as it was generated."""
+    import json
+
+    from conceptweb.llm.rewards import MathTask
+
+    out = tmp_path / "run"
+    heat = {"steps": 1, "threshold": 1.0, "recent": 8, "probe": False, "targets": "own"}
+    cfg = tiny_config(steps=7, save_steps=7, anneal={"mode": "at", "at_step": 5, "heat": heat})
+    train_llm(cfg, out, echo=lambda m: None)
+    run = RunDir.open(out)
+    own = run.read_table("own_completions")
+    assert len(own) and own["step"].max() == 7
+    problems = run.read_problems()
+    rl = problems[(problems["phase"] == "rl") & (problems["step"] <= 5)]
+    solved = set(rl.loc[rl["n_correct"] > 0, "problem"])
+    assert set(own.loc[own["step"] <= 5, "problem"]) == solved  # every correct one is kept
+    assert not own.duplicated(["step", "problem"]).any()
+    data = json.loads((out / "heat" / "heat-1" / "sft_data.json").read_text())
+    recent = rl.groupby("problem")["accuracy"].mean()
+    expected = sorted(q for q in solved if recent[q] < 1.0)
+    assert data["problems"] == expected and data["targets"] == "own"
+    latest = (
+        own[own["step"] <= 5].sort_values("step").groupby("problem").tail(1).set_index("problem")
+    )
+    from conceptweb.llm.data import load_problems
+
+    gold = load_problems("synthetic-arith").problems
+    for q, row in zip(data["problems"], data["rows"], strict=True):
+        assert row["source"] == "own" and row["completion"] == latest.loc[q, "text"]
+        assert row["own_step"] == latest.loc[q, "step"]
+        assert MathTask().score(row["completion"], {"answer": gold[q].answer}).correct
+        assert row["problem"] == q

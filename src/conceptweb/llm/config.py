@@ -153,7 +153,8 @@ class LLMGRPOConfig(_Strict):
 
 
 class LLMHeatConfig(_Strict):
-    """Heating: SFT (TRL's SFTTrainer) on the hard problems' reference solutions."""
+    """Heating: SFT (TRL's SFTTrainer) on the hard problems' reference solutions or the
+    model's own earlier correct completions."""
 
     steps: int = Field(20, ge=1, description="SFT steps (counted in the run's step budget)")
     threshold: float = Field(0.1, gt=0, le=1, description="heat problems with accuracy below this")
@@ -164,6 +165,12 @@ class LLMHeatConfig(_Strict):
     batch_size: int = Field(8, ge=1, description="SFT examples per step (per device)")
     max_length: int | None = Field(
         2048, ge=8, description="truncate prompt+solution to this many tokens"
+    )
+    targets: Literal["reference", "own", "own_or_reference"] = Field(
+        "reference",
+        description="SFT targets: reference solutions; own, the model's own latest correct "
+        "completion of each problem (problems it never solved are not heated; CoNet's "
+        "sft_own); own_or_reference, own where there is one, else the reference",
     )
     probe: bool = Field(
         True,

@@ -34,17 +34,48 @@ def sft_target(p: Problem, thinking: bool) -> str:
 
 
 def sft_rows(
-    problems: list[Problem], cfg: LLMRunConfig, thinking: bool = False
+    problems: list[Problem],
+    cfg: LLMRunConfig,
+    thinking: bool = False,
+    own: dict[int, dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Prompt-target rows: the GRPO prompt (a string, or chat messages) and the SFT target."""
-    d = cfg.data
-    return [
-        {
+    """Prompt-target rows: the GRPO prompt (a string, or chat messages) and the SFT target.
+
+    The target follows `anneal.heat.targets`: the reference solution (sft_target), or the
+    model's own latest correct completion from `own` (problem -> {text, step}) exactly as it
+    was generated after that prompt; `source` says which, `own_step` when it was sampled.
+    """
+    d, targets = cfg.data, cfg.anneal.heat.targets
+    own = own or {}
+    rows = []
+    for p in problems:
+        row: dict[str, Any] = {
+            "problem": p.id,
             "prompt": format_prompt(p.question, d.prompt_template, d.chat, d.system_prompt),
-            "completion": sft_target(p, thinking),
         }
-        for p in problems
-    ]
+        if targets != "reference" and p.id in own:
+            row.update(completion=own[p.id]["text"], source="own", own_step=own[p.id]["step"])
+        elif targets != "own" and p.solution is not None:
+            row.update(completion=sft_target(p, thinking), source="reference")
+        else:
+            continue  # no target of the configured kind (selection excludes these)
+        rows.append(row)
+    return rows
+
+
+def latest_own_completions(run: Any, problems: list[int], up_to: int) -> dict[int, dict[str, Any]]:
+    """problem -> {text, step} of its latest correct completion recorded up to step `up_to`."""
+    from conceptweb.llm.monitor import OWN_TABLE
+
+    frame = run.read_table(OWN_TABLE, required=False)
+    if not len(frame):
+        return {}
+    frame = frame[(frame["step"] <= up_to) & frame["problem"].isin(problems)]
+    latest = frame.sort_values("step", kind="stable").groupby("problem").tail(1)
+    return {
+        int(q): {"text": str(t), "step": int(st)}
+        for q, t, st in latest[["problem", "text", "step"]].itertuples(index=False)
+    }
 
 
 def sft_examples(rows: list[dict[str, Any]], tokenizer: Any) -> list[dict[str, Any]]:

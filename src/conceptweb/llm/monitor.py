@@ -124,6 +124,8 @@ class RecordBook:
         self.metrics: list[dict[str, Any]] = []
         self.problem_frames: list[pd.DataFrame] = []
         self.eval_frames: list[pd.DataFrame] = []  # TRL's own evaluation calls (eval_strategy)
+        self.own_frames: list[pd.DataFrame] = []  # correct completions kept as heating targets
+        self.has_own = np.zeros(n_problems, dtype=bool)  # a correct completion is on record
         self.history = ObservationHistory(n_problems, confidence)
 
     def row(self, step: int) -> dict[str, Any] | None:
@@ -162,6 +164,18 @@ class RecordBook:
         row.update(fields)
         self.metrics.append(row)
         return row
+
+    def add_own(self, step: int, own: list[tuple[int, str, int]]) -> None:
+        """Keep (problem, text, n_tokens) of correct completions of step `step` as the
+        model's own heating targets (one per problem and step; own_completions table)."""
+        if not own:
+            return
+        frame = pd.DataFrame(own, columns=["problem", "text", "n_tokens"])
+        frame.insert(0, "step", np.int64(step))
+        frame["problem"] = frame["problem"].astype(np.int64)
+        frame["n_tokens"] = frame["n_tokens"].astype(np.int64)
+        self.own_frames.append(frame)
+        self.has_own[frame["problem"].to_numpy()] = True
 
     def add_eval(self, step: int, completions: list[Completion]) -> pd.DataFrame:
         """eval.parquet rows (split `trl_eval`) for completions TRL scored while evaluating."""
@@ -216,11 +230,13 @@ class RecordBook:
             run.append_table("problems", self.pending_problems())
         if self.eval_frames:
             run.append_table("eval", pd.concat(self.eval_frames, ignore_index=True))
+        if self.own_frames:
+            run.append_table(OWN_TABLE, pd.concat(self.own_frames, ignore_index=True))
         self.discard_pending()
 
     def discard_pending(self) -> None:
         """Forget the rows waiting to be written (processes other than the writer call this)."""
-        self.problem_frames, self.eval_frames = [], []
+        self.problem_frames, self.eval_frames, self.own_frames = [], [], []
 
     @classmethod
     def from_run(
@@ -245,6 +261,9 @@ class RecordBook:
         for r in book.metrics:
             for c in METRIC_COLUMNS:
                 r.setdefault(c, math.nan)
+        own = run.read_table(OWN_TABLE, required=False, columns=["step", "problem"])
+        if len(own):
+            book.has_own[own.loc[own["step"] <= up_to, "problem"].to_numpy()] = True
         observed = problems[problems["phase"].isin(OBSERVED_PHASES)] if len(problems) else problems
         groups = dict(tuple(observed.groupby("step"))) if len(observed) else {}
         for r in book.metrics:
@@ -257,7 +276,8 @@ class RecordBook:
         return book
 
 
-APPENDED_TABLES = ("problems", "eval", "completions")  # per-problem and per-completion rows
+OWN_TABLE = "own_completions"  # step, problem, text, n_tokens: the model's correct completions
+APPENDED_TABLES = ("problems", "eval", "completions", OWN_TABLE)  # grow with the run
 
 
 def truncate_records(run: RunDir, up_to: int) -> None:
@@ -318,9 +338,12 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         on_decision: Callable[[HeatDecision], None] | None = None,
         report: bool = False,
         sentinel: Any = None,
+        targets: str = "reference",
     ) -> None:
         self.book = book
         self.sentinel = sentinel  # conceptweb.llm.sentinel.Sentinel, evaluated in on_step_end
+        self.targets = targets  # heating targets: reference, own or own_or_reference
+        self.own_pending: dict[int, tuple[str, int]] = {}  # problem -> a correct completion
         self._sentinel_prev = 0  # TRL step of the last step with completions
         self._end_ids: set[int] = set()
         self._max_len: int | None = None
@@ -444,6 +467,8 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
             length = score.length if score.length is not None else n_tokens
             key = score.key if score.key is not None else " ".join(text.split())
             cut = self.truncated(ids)
+            if score.correct and self.targets != "reference" and sink is self.pending:
+                self.own_pending.setdefault(int(problem_id[i]), (text, n_tokens))
             sink.append(
                 Completion(int(problem_id[i]), score.reward, score.correct, length, key, cut)
             )
@@ -505,6 +530,13 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
         self.pending = []
         if not completions:  # a step that reused an earlier generation (num_iterations > 1)
             return
+        if self.targets != "reference":
+            own = _gather([(q, t, n) for q, (t, n) in self.own_pending.items()])
+            self.own_pending = {}
+            first = {}
+            for q, t, n in own:  # one per problem: the first process's
+                first.setdefault(q, (q, t, n))
+            self.book.add_own(step, list(first.values()))
         trl_step = int(state.global_step)
         sentinel = None
         if self.sentinel is not None and self.sentinel.due(self._sentinel_prev, trl_step):
@@ -593,12 +625,19 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
             control.should_training_stop = True
 
     def select(self) -> list[int]:
-        """Problems whose recent accuracy is under the threshold and that have a solution."""
+        """Problems whose recent accuracy is under the threshold and that have a target: a
+        reference solution, an own correct completion on record, or either (`targets`)."""
         recent = self.book.history.recent_accuracy(self.recent)
         chosen = select_hard_problems(recent[None, :], self.threshold)
-        if self.has_solution is not None:
-            chosen = chosen[self.has_solution[chosen]]
-        return [int(q) for q in chosen]
+        solution = (
+            self.has_solution if self.has_solution is not None else np.ones_like(self.book.has_own)
+        )
+        has_target = {
+            "reference": solution,
+            "own": self.book.has_own,
+            "own_or_reference": solution | self.book.has_own,
+        }[self.targets]
+        return [int(q) for q in chosen[has_target[chosen]]]
 
 
 def _barrier() -> None:

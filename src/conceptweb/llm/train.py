@@ -22,7 +22,14 @@ from conceptweb.llm.config import (
     validate_llm_config,
 )
 from conceptweb.llm.data import LoadedProblems, load_training_problems, to_rows
-from conceptweb.llm.heat import SFTRecorder, heated_checkpoint, probe, run_sft, sft_rows
+from conceptweb.llm.heat import (
+    SFTRecorder,
+    heated_checkpoint,
+    latest_own_completions,
+    probe,
+    run_sft,
+    sft_rows,
+)
 from conceptweb.llm.models import (
     build_scratch_model,
     build_wordlevel_tokenizer,
@@ -117,9 +124,14 @@ def prepare(cfg: LLMRunConfig) -> Setup:
         raise ConceptwebError(
             f"grpo.prompts_per_step={g.prompts_per_step} exceeds the {len(data.problems)} problems"
         )
-    if cfg.anneal.mode != "off" and not any(p.solution for p in data.problems):
+    if (
+        cfg.anneal.mode != "off"
+        and cfg.anneal.heat.targets == "reference"
+        and not any(p.solution for p in data.problems)
+    ):
         raise ConceptwebError(
-            f"heating needs reference solutions, and {data.name} has none (set data.solution_field)"
+            f"heating needs reference solutions, and {data.name} has none (set "
+            "data.solution_field, or anneal.heat.targets: own)"
         )
     return Setup(cfg, task, data, per_step // per_micro)
 
@@ -390,6 +402,7 @@ class Orchestrator:
             on_step=self.on_step,
             on_decision=self._on_decision,
             report=bool(cfg.report_to),
+            targets=cfg.anneal.heat.targets,
         )
         recorder = CompletionRecorder(
             self.setup.task,
@@ -465,12 +478,20 @@ class Orchestrator:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=weights_dtype(cfg.model))
         chosen = [self.setup.data.problems[q] for q in heat["problems"]]
         thinking = cfg.data.chat and is_thinking_tokenizer(tokenizer)  # prompts end in <think>
-        rows = sft_rows(chosen, cfg, thinking=thinking)
+        own = None
+        if cfg.anneal.heat.targets != "reference":
+            barrier()  # the writer has flushed the own completions at the decision's save
+            own = latest_own_completions(run, heat["problems"], int(heat["step"]))
+        rows = sft_rows(chosen, cfg, thinking=thinking, own=own)
         hdir = run.path / "heat" / f"heat-{heat['index']}"
         if is_main_process():
             atomic_write_json(
                 hdir / "sft_data.json",
-                {"problems": [p.id for p in chosen], "rows": rows},
+                {
+                    "problems": [p.id for p in chosen],
+                    "targets": cfg.anneal.heat.targets,
+                    "rows": rows,
+                },
             )
         h = cfg.anneal.heat
         first = int(heat["step"]) + 1
