@@ -104,9 +104,9 @@ def eval_generator(
     if backend == "vllm":
         echo("evaluating with vLLM")
         return make_generator("vllm", None, tokenizer, model_path=str(model_path))
-    from accelerate.state import PartialState
+    from conceptweb.llm.runtime import distributed_state
 
-    device = PartialState().device
+    device = distributed_state().device
     model.to(device)
     autocast = compute_dtype(cfg.model) if device.type == "cuda" else None
     return HFGenerator(model, tokenizer, batch_size=cfg.eval.batch_size, autocast=autocast)

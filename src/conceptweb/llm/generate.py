@@ -371,10 +371,10 @@ def sample_sharded(
 
 def _rank_world() -> tuple[int, int]:
     try:
-        from accelerate.state import PartialState
+        from conceptweb.llm.runtime import distributed_state
     except ImportError:  # pragma: no cover
         return 0, 1
-    state = PartialState()
+    state = distributed_state()
     return int(state.process_index), int(state.num_processes)
 
 

@@ -12,7 +12,7 @@ from conceptweb.llm.data import Problem, format_prompt
 from conceptweb.llm.generate import HFGenerator, grpo_prompt_ids, sample_scored
 from conceptweb.llm.monitor import Completion, RecordBook
 from conceptweb.llm.rewards import Task
-from conceptweb.llm.runtime import quiet_trainer
+from conceptweb.llm.runtime import device_flags, quiet_trainer
 
 try:
     from transformers import TrainerCallback
@@ -156,6 +156,7 @@ def run_sft(
         max_length=max_length,
         completion_only_loss=True,
         disable_tqdm=True,
+        **device_flags(),
     )
     trainer = quiet_trainer(
         SFTTrainer(

@@ -298,11 +298,12 @@ class HeatDecision:
 def _gather(items: list[Completion]) -> list[Completion]:
     """All processes' completions (identity on a single process)."""
     try:
-        from accelerate.state import PartialState
         from accelerate.utils import gather_object
+
+        from conceptweb.llm.runtime import distributed_state
     except ImportError:  # pragma: no cover
         return items
-    if PartialState().num_processes <= 1:
+    if distributed_state().num_processes <= 1:
         return items
     return list(gather_object(items))
 
@@ -642,18 +643,18 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
 
 def _barrier() -> None:
     try:
-        from accelerate.state import PartialState
+        from conceptweb.llm.runtime import barrier
     except ImportError:  # pragma: no cover
         return
-    PartialState().wait_for_everyone()
+    barrier()
 
 
 def _is_main_process() -> bool:
     try:
-        from accelerate.state import PartialState
+        from conceptweb.llm.runtime import is_main_process
     except ImportError:  # pragma: no cover
         return True
-    return bool(PartialState().is_main_process)
+    return is_main_process()
 
 
 def _num(value: Any) -> float:

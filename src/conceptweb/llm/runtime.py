@@ -33,23 +33,39 @@ def quiet_trainer(trainer: Any) -> Any:
     return trainer
 
 
-def world_size() -> int:
+def on_cpu() -> bool:
+    """Whether this machine trains on CPU (no CUDA device)."""
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def distributed_state() -> Any:
+    """accelerate's PartialState; on a CPU-only machine with cpu=True, as the trainers' own
+    (use_cpu), so that processes launched by torchrun or `accelerate launch` form one gloo
+    group instead of each believing it is alone."""
     from accelerate.state import PartialState
 
-    return int(PartialState().num_processes)
+    return PartialState(cpu=on_cpu())
+
+
+def device_flags() -> dict[str, bool]:
+    """TrainingArguments flags for this machine: use_cpu on a CPU-only one (several CPU
+    processes then train as one DDP group over gloo)."""
+    return {"use_cpu": True} if on_cpu() else {}
+
+
+def world_size() -> int:
+    return int(distributed_state().num_processes)
 
 
 def is_main_process() -> bool:
-    from accelerate.state import PartialState
-
-    return bool(PartialState().is_main_process)
+    return bool(distributed_state().is_main_process)
 
 
 def barrier() -> None:
     """Wait for every process (a no-op on one process)."""
-    from accelerate.state import PartialState
-
-    PartialState().wait_for_everyone()
+    distributed_state().wait_for_everyone()
 
 
 def free_memory() -> None:

@@ -51,6 +51,8 @@ from conceptweb.llm.rewards import (
 )
 from conceptweb.llm.runtime import (
     barrier,
+    device_flags,
+    distributed_state,
     free_memory,
     is_main_process,
     quiet_libraries,
@@ -109,6 +111,7 @@ def prepare(cfg: LLMRunConfig) -> Setup:
     if cfg.model.name_or_path is not None:
         check_model_source(cfg.model.name_or_path)
     make_trigger(cfg.anneal)  # fail early if the detector is missing
+    check_parallel_setup(cfg)
     if cfg.grpo.beta > 0 and cfg.grpo.reference_model is not None:
         check_model_source(cfg.grpo.reference_model)
     data = load_training_problems(cfg.data, task, cfg.seed)
@@ -134,6 +137,44 @@ def prepare(cfg: LLMRunConfig) -> Setup:
             "data.solution_field, or anneal.heat.targets: own)"
         )
     return Setup(cfg, task, data, per_step // per_micro)
+
+
+def sharded_training(cfg: LLMRunConfig) -> str | None:
+    """'DeepSpeed' or 'FSDP' when this launch trains with it (accelerate's launcher sets
+    ACCELERATE_USE_DEEPSPEED/FSDP; or grpo.extra passes deepspeed/fsdp), else None."""
+    env = os.environ
+    if env.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" or cfg.grpo.extra.get("deepspeed"):
+        return "DeepSpeed"
+    if env.get("ACCELERATE_USE_FSDP", "").lower() == "true" or cfg.grpo.extra.get("fsdp"):
+        return "FSDP"
+    return None
+
+
+def check_parallel_setup(cfg: LLMRunConfig) -> None:
+    """Refuse, before training, what cannot work under DeepSpeed or FSDP.
+
+    Heating saves the heated weights as a plain transformers checkpoint next to TRL's
+    optimizer state, and GRPO resumes from it through TRL's resume_from_checkpoint. Under
+    DeepSpeed that resume reloads the module from the ZeRO shards (global_step*/), i.e. the
+    pre-heat weights; under FSDP from the sharded model and optimizer folders; neither is
+    written by heating, so the heated weights would be lost or the resume would fail. The
+    heating probe and a sentinel set sampled with HF generate need whole weights on each
+    process, which ZeRO-3 and FSDP shard. DDP (plain `accelerate launch` or torchrun) works.
+    """
+    sharded = sharded_training(cfg)
+    if sharded is None:
+        return
+    if cfg.anneal.mode != "off":
+        raise ConceptwebError(
+            f"heating (anneal.mode {cfg.anneal.mode}) cannot resume GRPO from the heated weights "
+            f"under {sharded}: launch with DDP (accelerate without a {sharded} config, or "
+            "torchrun), or set anneal.mode off"
+        )
+    if cfg.sentinel.problems and not (cfg.grpo.use_vllm and cfg.sentinel.backend != "hf"):
+        raise ConceptwebError(
+            f"the sentinel set samples with HF generate, which needs whole weights, not "
+            f"{sharded}'s shards: set grpo.use_vllm (TRL's vLLM engine samples it) or sentinel.problems 0"
+        )
 
 
 def make_trigger(anneal: LLMAnnealConfig) -> Trigger | None:
@@ -259,6 +300,7 @@ def grpo_config(setup: Setup, run: RunDir, max_steps: int) -> Any:
         "seed": cfg.seed,
         "data_seed": cfg.seed,
         **trainer_precision_flags(cfg.model),  # fp32 master weights, bf16 autocast on GPUs
+        **device_flags(),
         "gradient_checkpointing": cfg.model.gradient_checkpointing,
         "use_vllm": g.use_vllm,
         "vllm_mode": g.vllm_mode,
@@ -322,7 +364,7 @@ class Orchestrator:
         self.cfg = setup.cfg
         self.run_dir = run
         self.on_step = on_step
-        self.echo = echo
+        self.echo = echo if is_main_process() else _silent  # one voice for all processes
         self.trigger = make_trigger(self.cfg.anneal)
         self.state = RunState.load(run)
         self.completions: list[dict[str, Any]] = []
@@ -584,6 +626,10 @@ class Orchestrator:
                 write_results(results, run.path / "eval_llm")
 
 
+def _silent(message: str) -> None:
+    pass
+
+
 def prepare_run(config: LLMRunConfig | None, out: str | Path, resume: bool) -> tuple[Setup, RunDir]:
     """Validate, then create the run directory (or open it to resume)."""
     if resume:
@@ -597,9 +643,7 @@ def prepare_run(config: LLMRunConfig | None, out: str | Path, resume: bool) -> t
     if config is None:
         raise ConceptwebError("a new run needs a config")
     setup = prepare(config)
-    from accelerate.state import PartialState
-
-    state = PartialState()
+    state = distributed_state()
     if state.is_main_process:
         run = RunDir.create(out, llm_config_to_dict(config), kind="llm")
         run.update_meta(data=setup.data.summary())
