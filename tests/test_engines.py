@@ -104,7 +104,8 @@ def test_walk_logprob_equals_the_token_form(engine):
 
 
 def test_kernels_compiled_ahead_equal_the_jit_ones():
-    """The cached ahead-of-time module and the in-process JIT give the same numbers, bit for bit."""
+    """The cached ahead-of-time module, the in-process JIT and the multi-core walks give the same
+    numbers, bit for bit."""
     pytest.importorskip("numba")
     from conceptweb.model import numba_aot, numba_kernels
 
@@ -116,8 +117,12 @@ def test_kernels_compiled_ahead_equal_the_jit_ones():
     a, w, logits = _walks_and_weights("numba")
     b = by_jit.sample(*_sample_args(a, logits))
     c = ahead.sample(*_sample_args(a, logits))
+    by_jit.k = type("ParallelWalks", (), {"walks": staticmethod(numba_kernels.walks_parallel)})
+    d = by_jit.sample(*_sample_args(a, logits))  # the multi-core kernel of large batches
+    by_jit.k = numba_kernels
     for name in ("nodes", "actions", "lengths", "success"):
         np.testing.assert_array_equal(getattr(b, name), getattr(c, name), err_msg=name)
+        np.testing.assert_array_equal(getattr(b, name), getattr(d, name), err_msg=name)
     for key, value in by_jit.stats(a).items():
         np.testing.assert_array_equal(ahead.stats(a)[key], value, err_msg=key)
     for method in ("walk_logprob",):

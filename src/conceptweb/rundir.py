@@ -83,6 +83,44 @@ def atomic_write_table(path: str | Path, table: pd.DataFrame | pa.Table) -> None
         pq.write_table(table, tmp)
 
 
+def arrow_array(
+    values: np.ndarray, valid: np.ndarray | None = None, large: bool = False
+) -> pa.Array:
+    """A numpy column (bool, int64, float64 or text) as an Arrow array; `valid` False is null.
+
+    Built from raw buffers because pyarrow's converters import pandas (about 40 MiB and half a
+    second) on first use, which a training process otherwise never needs. Text is `string`, or
+    `large_string` if `large` (what pandas' str columns become).
+    """
+    values = np.asarray(values)
+    n = len(values)
+    bitmap = None
+    if valid is not None and not valid.all():
+        bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    kind = values.dtype.kind
+    if kind == "b":
+        return pa.Array.from_buffers(
+            pa.bool_(), n, [bitmap, pa.py_buffer(np.packbits(values, bitorder="little"))]
+        )
+    if kind in "iu":
+        data = np.ascontiguousarray(values, dtype=np.int64)
+        return pa.Array.from_buffers(pa.int64(), n, [bitmap, pa.py_buffer(data)])
+    if kind == "f":
+        data = np.ascontiguousarray(values, dtype=np.float64)
+        return pa.Array.from_buffers(pa.float64(), n, [bitmap, pa.py_buffer(data)])
+    encoded = [str(v).encode() for v in values.tolist()]
+    offsets = np.zeros(n + 1, dtype=np.int64 if large else np.int32)
+    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    kind_type = pa.large_string() if large else pa.string()
+    buffers = [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
+    return pa.Array.from_buffers(kind_type, n, buffers)
+
+
+def arrow_table(columns: dict[str, pa.Array]) -> pa.Table:
+    """A table of the given Arrow arrays (no pandas involved)."""
+    return pa.Table.from_arrays(list(columns.values()), names=list(columns))
+
+
 def atomic_savez(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
     """Save arrays as a compressed .npz, atomically."""
     buf = io.BytesIO()

@@ -16,7 +16,7 @@ import pyarrow as pa
 from conceptweb.model.engines import RolloutEngine, get_engine
 from conceptweb.model.policy import entropy
 from conceptweb.model.rollouts import Rollouts
-from conceptweb.rundir import RunDir
+from conceptweb.rundir import RunDir, arrow_array, arrow_table
 from conceptweb.runformat import SPLIT_NEW, SPLIT_TRAIN
 
 if TYPE_CHECKING:
@@ -120,9 +120,9 @@ def metrics_row(
 def rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Metric rows as a table, column by column as pandas.DataFrame(rows) would type them.
 
-    Columns in order of first appearance; a missing value is null. Integers stay int64 unless a
-    value is missing (then float64, as pandas does), booleans stay bool, text large_string.
-    Built with pyarrow alone, so that training does not import pandas (about 40 MiB).
+    Columns in order of first appearance; a missing value (or NaN) is null. Integers stay int64
+    unless a value is missing (then float64, as pandas does), booleans stay bool, text is
+    large_string. Built without pandas, which a training process need not load.
     """
     names = list(dict.fromkeys(k for row in rows for k in row))
     columns = {}
@@ -130,21 +130,23 @@ def rows_table(rows: list[dict[str, Any]]) -> pa.Table:
         values = [row.get(name) for row in rows]
         present = [v.item() if isinstance(v, np.generic) else v for v in values if v is not None]
         kinds = {type(v) for v in present}
-        missing = len(present) < len(values)
+        valid = np.array([v is not None for v in values])
         if kinds == {bool}:
-            columns[name] = pa.array(values, type=pa.bool_())
-        elif kinds == {int} and not missing:
-            columns[name] = pa.array(values, type=pa.int64())
+            columns[name] = arrow_array(np.array([bool(v) for v in values]), valid)
+        elif kinds == {int} and valid.all():
+            columns[name] = arrow_array(np.array(values, dtype=np.int64))
         elif kinds <= {int, float}:
-            as_float = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-            columns[name] = pa.array(as_float, from_pandas=True)
+            floats = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+            columns[name] = arrow_array(floats, ~np.isnan(floats))
         elif kinds == {str}:
-            columns[name] = pa.array(values, type=pa.large_string())
+            columns[name] = arrow_array(
+                np.array(["" if v is None else v for v in values]), valid, large=True
+            )
         else:  # anything else: exactly what pandas makes of it
             import pandas as pd
 
             return pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
-    return pa.table(columns)
+    return arrow_table(columns)
 
 
 class Recorder:
@@ -189,10 +191,9 @@ class Recorder:
             run.write_table("metrics", rows_table(self.metrics))
         if self.problem_chunks:
             cols = self.problem_chunks[0].keys()
-            table = pa.table(
-                {c: np.concatenate([ch[c] for ch in self.problem_chunks]) for c in cols}
-            )
-            self.problem_chunks = [{c: table.column(c).to_numpy() for c in cols}]
+            merged = {c: np.concatenate([ch[c] for ch in self.problem_chunks]) for c in cols}
+            self.problem_chunks = [merged]
+            table = arrow_table({c: arrow_array(v) for c, v in merged.items()})
             run.write_table("problems", table)
         if self.eval_frames:
             import pandas as pd

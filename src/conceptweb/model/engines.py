@@ -17,6 +17,7 @@ an engine is one class registered with `@ENGINES.register("name")` that implemen
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from typing import Protocol
 
@@ -150,12 +151,17 @@ class NumbaEngine:
         P = len(sources)
         M = P * G
         cdf = np.cumsum(probs, axis=1)
-        nodes = np.full((M, L), -1, dtype=np.int32)
-        actions = np.full((M, L), -1, dtype=np.int16)
-        lengths = np.zeros(M, dtype=np.int32)
-        success = np.zeros(M, dtype=bool)
+        nodes = np.empty((M, L), dtype=np.int32)  # the kernel writes every entry
+        actions = np.empty((M, L), dtype=np.int16)
+        lengths = np.empty(M, dtype=np.int32)
+        success = np.empty(M, dtype=bool)
         seed = int(rng.integers(0, 2**63))
-        self.k.walks(
+        walks = self.k.walks
+        if M * L >= PARALLEL_WALK_STEPS and (os.cpu_count() or 1) > 1:
+            from conceptweb.model import numba_kernels  # large batches: every core (JIT)
+
+            walks = numba_kernels.walks_parallel
+        walks(
             cdf,
             _c(neighbors, np.int32),
             _c(sources, np.int64),
@@ -231,6 +237,10 @@ class NumbaEngine:
         )
         return float(total), grad
 
+
+# from this many walk-step slots (M * L) on, walks run on every core (the JIT-compiled parallel
+# kernel; same numbers): at N=100k, Q=10k, G=16, L=200 a step samples 32M walker-steps
+PARALLEL_WALK_STEPS = 2**24
 
 # the per-problem statistics the numba kernel writes, in its argument order
 _STAT_KEYS = ("n_correct", "len_mean", "len_correct_mean", "n_distinct_correct", "path_entropy")

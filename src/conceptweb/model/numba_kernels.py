@@ -30,31 +30,86 @@ def _mix(z: np.uint64) -> np.uint64:
     return z ^ (z >> _S31)
 
 
+_BLOCK = 32  # walks advanced together, so that their memory reads overlap
+
+
 @jit
 def walks(cdf, neighbors, sources, targets, G, L, seed, nodes, actions, lengths, success):
-    """G walks per problem, written into the (M, L) arrays nodes/actions (pre-filled with -1).
+    """G walks per problem, written into the (M, L) arrays nodes/actions (-1 past a walk's end).
+
+    See _walk_range, which this runs over all M = len(sources) * G walks.
+    """
+    M = sources.size * G
+    _walk_range(
+        cdf, neighbors, sources, targets, G, L, seed, nodes, actions, lengths, success, 0, M
+    )
+
+
+_CHUNK = 4096  # walks per task of the parallel version
+
+
+@numba.njit(cache=True, nogil=True, parallel=True)
+def walks_parallel(cdf, neighbors, sources, targets, G, L, seed, nodes, actions, lengths, success):
+    """`walks` on every core: chunks of walks in parallel, the same numbers as one core gives."""
+    M = sources.size * G
+    for c in numba.prange((M + _CHUNK - 1) // _CHUNK):
+        lo, hi = c * _CHUNK, min(M, (c + 1) * _CHUNK)
+        _walk_range(
+            cdf, neighbors, sources, targets, G, L, seed, nodes, actions, lengths, success, lo, hi
+        )
+
+
+@jit
+def _walk_range(
+    cdf, neighbors, sources, targets, G, L, seed, nodes, actions, lengths, success, first, stop
+):
+    """Walks first .. stop-1, written into the (M, L) arrays nodes/actions (-1 past the end).
 
     Step t of walk m draws u in [0, 1) and takes the first action whose cumulative probability
-    exceeds u (cdf[:, -1] is treated as 1), exactly the rule of the numpy engine.
+    exceeds u (cdf[:, -1] is treated as 1), exactly the rule of the numpy engine. Walks advance
+    in blocks of _BLOCK, one step of each in turn: each walk's draws depend only on (seed, m, t),
+    so the order changes nothing but speed (on large graphs a walk's next node is rarely in
+    cache, and independent walks let the processor wait for several at once).
     """
     K = cdf.shape[1]
-    for m in range(sources.size * G):
-        here, goal = sources[m // G], targets[m // G]
-        state = _mix(np.uint64(seed) ^ _mix(np.uint64(m) * _GAMMA + _GAMMA))
-        lengths[m] = L
+    here = np.empty(_BLOCK, dtype=np.int64)
+    state = np.empty(_BLOCK, dtype=np.uint64)
+    live = np.empty(_BLOCK, dtype=np.int64)  # block slots of the walks still going
+    for m0 in range(first, stop, _BLOCK):
+        B = min(_BLOCK, stop - m0)
+        for j in range(B):
+            here[j] = sources[(m0 + j) // G]
+            state[j] = _mix(np.uint64(seed) ^ _mix(np.uint64(m0 + j) * _GAMMA + _GAMMA))
+            live[j] = j
+            lengths[m0 + j] = L
+            success[m0 + j] = False
+        n_live = B
         for t in range(L):
-            state += _GAMMA
-            u = (_mix(state) >> _S11) * _TO_UNIT
-            a = 0
-            while a < K - 1 and cdf[here, a] <= u:
-                a += 1
-            nodes[m, t] = here
-            actions[m, t] = a
-            here = neighbors[here, a]
-            if here == goal:
-                lengths[m] = t + 1
-                success[m] = True
+            i = 0
+            while i < n_live:
+                j = live[i]
+                m = m0 + j
+                state[j] += _GAMMA
+                u = (_mix(state[j]) >> _S11) * _TO_UNIT
+                h = here[j]
+                a = 0
+                for k in range(K - 1):  # the first action whose cumulative probability > u
+                    a += cdf[h, k] <= u
+                nodes[m, t] = h
+                actions[m, t] = a
+                here[j] = neighbors[h, a]
+                if here[j] == targets[m // G]:
+                    lengths[m] = t + 1
+                    success[m] = True
+                    n_live -= 1
+                    live[i] = live[n_live]
+                else:
+                    i += 1
+            if n_live == 0:
                 break
+        for m in range(m0, m0 + B):
+            nodes[m, lengths[m] :] = -1
+            actions[m, lengths[m] :] = -1
 
 
 @jit
@@ -148,35 +203,22 @@ def weighted_logprob(walk, nodes, actions, walk_weight, logits, temperature):
     gradient w.r.t. the logits: a scatter-add over the tokens, then one pass over visited nodes.
     """
     N, K = logits.shape
-    pair_w = np.zeros((N, K))
+    grad = np.zeros((N, K))
     node_w = np.zeros(N)
     visited = np.zeros(N, dtype=np.bool_)
     for i in range(nodes.size):
         w = walk_weight[walk[i]]
-        pair_w[nodes[i], actions[i]] += w
+        grad[nodes[i], actions[i]] += w
         node_w[nodes[i]] += w
         visited[nodes[i]] = True
-    total = 0.0
-    grad = np.zeros((N, K))
-    p = np.empty(K)
-    for n in range(N):
-        if not visited[n]:
-            continue
-        top = logits[n].max()
-        for k in range(K):
-            p[k] = np.exp((logits[n, k] - top) / temperature)
-        z = p.sum()
-        for k in range(K):
-            total += pair_w[n, k] * ((logits[n, k] - top) / temperature - np.log(z))
-            grad[n, k] = (pair_w[n, k] - node_w[n] * p[k] / z) / temperature
-    return total, grad
+    return _logprob_and_grad(grad, node_w, visited, logits, temperature), grad
 
 
 @jit
 def walk_logprob(nodes, actions, lengths, walk_weight, logits, temperature, grad):
     """sum over the steps t < lengths[m] of every walk m of walk_weight[m] * log pi(a | node),
-    with its logits gradient written into `grad` (zeroed here); walks of weight 0 are skipped,
-    so a batch whose groups all succeed or all fail costs nothing."""
+    with its logits gradient written into `grad`; walks of weight 0 are skipped, so a batch
+    whose groups all succeed or all fail costs nothing."""
     N, K = logits.shape
     grad[:] = 0.0
     node_w = np.zeros(N)
@@ -189,9 +231,17 @@ def walk_logprob(nodes, actions, lengths, walk_weight, logits, temperature, grad
             grad[nodes[m, t], actions[m, t]] += w
             node_w[nodes[m, t]] += w
             visited[nodes[m, t]] = True
+    return _logprob_and_grad(grad, node_w, visited, logits, temperature)
+
+
+@jit
+def _logprob_and_grad(pair_w, node_w, visited, logits, temperature):
+    """Given the summed weights of each (node, action) and node, the weighted log-likelihood;
+    pair_w becomes its gradient (rows of unvisited nodes stay 0)."""
+    K = logits.shape[1]
     total = 0.0
     p = np.empty(K)
-    for n in range(N):
+    for n in range(logits.shape[0]):
         if not visited[n]:
             continue
         top = logits[n].max()
@@ -199,6 +249,6 @@ def walk_logprob(nodes, actions, lengths, walk_weight, logits, temperature, grad
             p[k] = np.exp((logits[n, k] - top) / temperature)
         z = p.sum()
         for k in range(K):
-            total += grad[n, k] * ((logits[n, k] - top) / temperature - np.log(z))
-            grad[n, k] = (grad[n, k] - node_w[n] * p[k] / z) / temperature
+            total += pair_w[n, k] * ((logits[n, k] - top) / temperature - np.log(z))
+            pair_w[n, k] = (pair_w[n, k] - node_w[n] * p[k] / z) / temperature
     return total
