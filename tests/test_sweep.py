@@ -146,3 +146,22 @@ def test_docstring_examples(name):
 
     result = doctest.testmod(importlib.import_module(name))
     assert result.attempted > 0 and result.failed == 0
+
+
+def _engine_name(_job: int) -> str:
+    from conceptweb.model.engines import get_engine
+
+    return get_engine("auto").name
+
+
+def test_a_pool_without_numba_says_so_once(monkeypatch, capfd):
+    """On a core-only install the fallback note is printed by the parent, not by every worker."""
+    from conceptweb.model import engines
+
+    monkeypatch.setattr(engines, "numba_available", lambda: False)
+    monkeypatch.delitem(engines._CACHE, "auto", raising=False)
+    monkeypatch.delenv(engines.FALLBACK_NOTED, raising=False)
+    results: dict = {}
+    execute(_engine_name, {i: i for i in range(4)}, 2, results.__setitem__, str)
+    assert set(results.values()) == {"numpy"}
+    assert capfd.readouterr().err.count("numba is not installed") == 1

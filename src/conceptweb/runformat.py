@@ -48,16 +48,12 @@ SPLIT_NEW = "new"
 # -- records ------------------------------------------------------------------------------------
 # metrics.parquet: one row per step. The shared columns mean the same in CoNet and LLM runs
 # (lengths in steps for CoNet, in tokens for LLMs); each kind adds its own.
+_LEAD = ("step", "phase", "reward_mean", "len_correct_mean", "len_mean", "entropy_mean")
+_DIVERSITY = ("n_distinct_correct_mean", "path_entropy_mean")  # of the correct solutions
 SHARED_METRIC_COLUMNS = (
-    "step",
-    "phase",
-    "reward_mean",
-    "len_correct_mean",
-    "len_mean",
-    "entropy_mean",
+    *_LEAD,
     "n_solved",
-    "n_distinct_correct_mean",
-    "path_entropy_mean",
+    *_DIVERSITY,
     "loss",
     "grad_norm",
     "n_heat_problems",
@@ -65,34 +61,22 @@ SHARED_METRIC_COLUMNS = (
 )
 UPDATE_COLUMNS = ("loss", "grad_norm", "clip_frac", "kl")  # from the CoNet update step
 CONET_METRIC_COLUMNS = (
-    "step",
-    "phase",
-    "reward_mean",
-    "len_correct_mean",
-    "len_mean",
-    "entropy_mean",
+    *_LEAD,
     "entropy_visited",
     "n_solved",
-    "n_distinct_correct_mean",
-    "path_entropy_mean",
+    *_DIVERSITY,
     "new_acc_mean",  # only in runs with new (SFT) problems
     *UPDATE_COLUMNS,
     "n_heat_problems",
     "time_s",
 )
 LLM_METRIC_COLUMNS = (
-    "step",
-    "phase",
-    "reward_mean",
-    "len_correct_mean",
-    "len_mean",
-    "entropy_mean",
+    *_LEAD,
     "n_solved",
     "n_sampled",
     "n_completions",
     "truncated_rate",  # fraction of the step's completions cut at the token limit
-    "n_distinct_correct_mean",
-    "path_entropy_mean",
+    *_DIVERSITY,
     "sentinel_accuracy",  # mean accuracy of the sentinel set evaluated after this step
     "trl_reward",
     "loss",
@@ -105,29 +89,17 @@ LLM_METRIC_COLUMNS = (
 DETECTOR_PREFIX = "det_"  # the trigger's decision (det_fire) and evidence, after the columns above
 
 # problems.parquet: one row per (step, problem)
-SHARED_PROBLEM_COLUMNS = (
-    "step",
-    "problem",
-    "split",
-    "accuracy",
-    "len_correct_mean",
-    "len_mean",
-    "n_distinct_correct",
-    "path_entropy",
-)
+_PROBLEM_KEYS = ("step", "problem", "split")
+_PROBLEM_LENGTHS = ("len_correct_mean", "len_mean", "n_distinct_correct", "path_entropy")
+SHARED_PROBLEM_COLUMNS = (*_PROBLEM_KEYS, "accuracy", *_PROBLEM_LENGTHS)
 CONET_PROBLEM_COLUMNS = SHARED_PROBLEM_COLUMNS
 LLM_PROBLEM_COLUMNS = (
-    "step",
-    "problem",
-    "split",
+    *_PROBLEM_KEYS,
     "phase",
     "accuracy",
     "n",
     "n_correct",
-    "len_correct_mean",
-    "len_mean",
-    "n_distinct_correct",
-    "path_entropy",
+    *_PROBLEM_LENGTHS,
     "truncated_rate",  # fraction of the problem's n completions cut at the token limit
 )
 # eval.parquet: one row per (evaluation step, split, problem)

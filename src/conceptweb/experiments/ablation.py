@@ -33,7 +33,7 @@ from conceptweb.errors import ConceptwebError
 from conceptweb.experiments.executor import Backend, execute
 from conceptweb.experiments.passk_arms import pass_at_k_of_run
 from conceptweb.experiments.runs import train_run
-from conceptweb.experiments.suitedir import open_suite_dir
+from conceptweb.experiments.suitedir import SuiteDir
 from conceptweb.rundir import RunDir, atomic_write_table
 from conceptweb.runformat import DETECTOR_PREFIX, SPLIT_HELDOUT, SPLIT_TRAIN
 
@@ -247,36 +247,21 @@ def _job(args: tuple[Any, ...]) -> dict[str, Any]:
     return out_metrics
 
 
-class Ablation:
+class Ablation(SuiteDir):
     """An ablation directory: ablation.json, runs/ARM/seedN/, results.parquet, comparisons."""
 
-    def __init__(self, out: str | Path, cfg: AblationConfig) -> None:
-        self.out = Path(out)
-        self.cfg = cfg
+    FILE, WHAT, CONFIG = "ablation.json", "an ablation", AblationConfig
+    cfg: AblationConfig
 
-    @classmethod
-    def open_or_create(cls, out: str | Path, cfg: AblationConfig | None) -> Ablation:
-        """Create the directory, or reopen it (its saved config must match a given one)."""
-        out = Path(out)
-        validate = AblationConfig.base_config  # validate before writing anything
-        return cls(
-            out, open_suite_dir(out, "ablation.json", cfg, AblationConfig, "an ablation", validate)
-        )
-
-    @property
-    def results_path(self) -> Path:
-        return self.out / "results.parquet"
+    @staticmethod
+    def check(cfg: AblationConfig) -> None:
+        cfg.base_config()
 
     def run_path(self, arm: str, seed: int) -> Path:
         return self.out / "runs" / arm.replace("@", "_at_") / f"seed{seed}"
 
     def seeds(self) -> list[int]:
         return list(range(self.cfg.first_seed, self.cfg.first_seed + self.cfg.seeds))
-
-    def read_results(self) -> pd.DataFrame:
-        if not self.results_path.is_file():
-            return pd.DataFrame()
-        return pd.read_parquet(self.results_path)
 
     def pending(self) -> list[tuple[str, int]]:
         done = self.read_results()

@@ -69,8 +69,11 @@ def execute(
     The process backend (default) uses `workers` processes on this machine (1: this process).
     The Ray backend runs one task per job; `fn` must be importable by the Ray workers.
     """
+    from conceptweb.model.engines import note_fallback
+
     backend = backend or Backend()
     workers = workers or os.cpu_count() or 1
+    note_fallback()  # here, once, rather than in every worker
     if backend.kind == "process" or not jobs:
         run_pool(fn, jobs, workers, on_result, run_path)
         return

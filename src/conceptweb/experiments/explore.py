@@ -26,7 +26,7 @@ from conceptweb.config import config_to_dict, parse_set, resolve_config, validat
 from conceptweb.errors import ConceptwebError
 from conceptweb.experiments.executor import Backend, execute
 from conceptweb.experiments.runs import train_run
-from conceptweb.experiments.suitedir import open_suite_dir
+from conceptweb.experiments.suitedir import SuiteDir
 from conceptweb.rundir import atomic_write_table
 
 __all__ = ["PHENOMENA", "ExploreConfig", "Explore", "axis_sets", "judge_run", "cell_table"]
@@ -189,30 +189,16 @@ def _job(args: tuple[dict[str, Any], str]) -> dict[str, Any]:
     return judge_run(summary, ana.metrics, cfg.problems.Q)
 
 
-def _validate(cfg: ExploreConfig) -> None:
-    for cell in cfg.cells():  # every cell, before anything is written
-        validate_config(cfg.cell_config(cell, cfg.first_seed))
-
-
-class Explore:
+class Explore(SuiteDir):
     """A map directory: explore.json, runs/CELL/seedN/, results.parquet, cells.csv, report."""
 
-    def __init__(self, out: str | Path, cfg: ExploreConfig) -> None:
-        self.out = Path(out)
-        self.cfg = cfg
+    FILE, WHAT, CONFIG = "explore.json", "a map", ExploreConfig
+    cfg: ExploreConfig
 
-    @classmethod
-    def open_or_create(cls, out: str | Path, cfg: ExploreConfig | None) -> Explore:
-        """Create the directory, or reopen it (its saved config must match a given one)."""
-        out = Path(out)
-        return cls(out, open_suite_dir(out, "explore.json", cfg, ExploreConfig, "a map", _validate))
-
-    @property
-    def results_path(self) -> Path:
-        return self.out / "results.parquet"
-
-    def read_results(self) -> pd.DataFrame:
-        return pd.read_parquet(self.results_path) if self.results_path.is_file() else pd.DataFrame()
+    @staticmethod
+    def check(cfg: ExploreConfig) -> None:
+        for cell in cfg.cells():  # every cell
+            validate_config(cfg.cell_config(cell, cfg.first_seed))
 
     def pending(self) -> list[tuple[dict[str, str], int]]:
         done = self.read_results()

@@ -394,16 +394,24 @@ class Measure:
 @dataclass(frozen=True)
 class ClaimSpec:
     """One row of the claims table: which runs, the per-seed rule and its threshold, what to
-    report. `quick_note(cfg)` says why the quick suite cannot test the claim (None: it can)."""
+    report. The rule is a flag column of the runs table (met where set) or a function
+    (rows, threshold, steps) -> met. `quick_note(cfg)` says why the quick suite cannot test the
+    claim (None: it can)."""
 
     key: str
     claim: str
     criterion: str
     group: str  # "sparse" or "paper" (core runs of that preset) or "sft"
-    rule: Callable[[pd.DataFrame, float, int], np.ndarray]  # (rows, threshold, steps) -> met
+    rule: str | Callable[[pd.DataFrame, float, int], np.ndarray]
     threshold: float
     measures: tuple[Measure, ...]
     quick_note: Callable[[SuiteConfig], str | None] = lambda cfg: None
+
+    def met(self, rows: pd.DataFrame, steps: int) -> np.ndarray:
+        """Per seed (row): whether the rule holds."""
+        if isinstance(self.rule, str):
+            return _flag(rows, self.rule)
+        return self.rule(rows, self.threshold, steps)
 
 
 @dataclass
@@ -490,7 +498,7 @@ V3_CLAIMS: tuple[ClaimSpec, ...] = (  # the paper's third version; criteria: doc
         "after the length minimum, Spearman rho(giant component size, correct length) >= 0.5 "
         "over >= 5 checkpoints and the length rises >= 5%",
         "sparse",
-        lambda d, th, steps: _flag(d, "chains.lengthens"),
+        "chains.lengthens",
         0.5,
         (
             Measure("rho", "chains.rho", "none", ".2f"),
@@ -527,7 +535,7 @@ V3_CLAIMS: tuple[ClaimSpec, ...] = (  # the paper's third version; criteria: doc
         "v3: frustration drives policy collapse; the forgetting peak precedes the collapse",
         "the peak of F(t) is no later than the collapse onset (diversity >= 20% below its peak)",
         "sparse",
-        lambda d, th, steps: _flag(d, "collapse_timing.frustration_first"),
+        "collapse_timing.frustration_first",
         0.2,
         (
             Measure("forgetting peak", "collapse_timing.forgetting_peak_step", "step"),
@@ -556,7 +564,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "piecewise-linear fit beats the saturating fit by BIC and the early slope is >= 5x "
         "the late one",
         "sparse",
-        lambda d, th, steps: _flag(d, "two_stage.is_two_stage"),
+        "two_stage.is_two_stage",
         5.0,
         (
             Measure("knee at step", "two_stage.knee_step", "step"),
@@ -569,7 +577,7 @@ CLAIMS: tuple[ClaimSpec, ...] = (
         "smoothed minimum away from the first/last 10% of steps, a >= 15% fall before it and "
         "a >= 15% rise after",
         "sparse",
-        lambda d, th, steps: _flag(d, "v_shape.is_v"),
+        "v_shape.is_v",
         0.15,
         (
             Measure("minimum at step", "v_shape.min_step", "step"),
@@ -698,7 +706,7 @@ def judge(spec: ClaimSpec, runs: pd.DataFrame, steps: int, cfg: SuiteConfig | No
     rows = _rows_of(runs, spec.group)
     measured = [(m.label, m.interval(rows, steps), m.spec) for m in spec.measures]
     note = spec.quick_note(cfg) if cfg is not None and cfg.quick else None
-    met = spec.rule(rows, spec.threshold, steps) if len(rows) else np.zeros(0, bool)
+    met = spec.met(rows, steps) if len(rows) else np.zeros(0, bool)
     verdict, k, n = _verdict(met)
     if note:
         verdict = f"not tested at quick size ({note})"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
+import pandas as pd
 from pydantic import BaseModel
 
 from conceptweb.errors import ConceptwebError
@@ -49,3 +50,37 @@ def open_suite_dir(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(saved_path, cfg.model_dump(mode="json"))
     return cfg
+
+
+class SuiteDir:
+    """Base of the directories of many runs: `out`, its saved config `cfg`, results.parquet.
+
+    A subclass names its config file (FILE), what it is in messages (WHAT), its config model
+    (CONFIG) and how a config is checked before anything is written (`check`).
+    """
+
+    FILE: ClassVar[str]
+    WHAT: ClassVar[str]
+    CONFIG: ClassVar[type[BaseModel]]
+
+    def __init__(self, out: str | Path, cfg: Any) -> None:
+        self.out = Path(out)
+        self.cfg = cfg
+
+    @classmethod
+    def open_or_create(cls, out: str | Path, cfg: Any = None) -> Self:
+        """Create the directory, or reopen it (its saved config must match a given one)."""
+        out = Path(out)
+        return cls(out, open_suite_dir(out, cls.FILE, cfg, cls.CONFIG, cls.WHAT, cls.check))
+
+    @staticmethod
+    def check(cfg: Any) -> None:
+        """Raise ConceptwebError if `cfg` cannot be run (every run's config is valid)."""
+
+    @property
+    def results_path(self) -> Path:
+        return self.out / "results.parquet"
+
+    def read_results(self) -> pd.DataFrame:
+        """One row per finished run (empty before the first)."""
+        return pd.read_parquet(self.results_path) if self.results_path.is_file() else pd.DataFrame()

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,7 +24,7 @@ from conceptweb.errors import ConceptwebError
 from conceptweb.experiments.executor import Backend, execute
 from conceptweb.experiments.explore import cell_name, parse_axis
 from conceptweb.experiments.reproduce import Job, final_reward, flatten_summary, run_job
-from conceptweb.experiments.suitedir import open_suite_dir
+from conceptweb.experiments.suitedir import SuiteDir
 from conceptweb.rundir import RunDir, atomic_write_table
 
 
@@ -111,27 +110,15 @@ def _typed(point: dict[str, str]) -> dict[str, Any]:
     return out
 
 
-class Sweep:
+class Sweep(SuiteDir):
     """A sweep directory: sweep.json, runs/POINT/, results.parquet."""
 
-    def __init__(self, out: str | Path, cfg: SweepConfig) -> None:
-        self.out = Path(out)
-        self.cfg = cfg
+    FILE, WHAT, CONFIG = "sweep.json", "a sweep", SweepConfig
+    cfg: SweepConfig
 
-    @classmethod
-    def open_or_create(cls, out: str | Path, cfg: SweepConfig | None) -> Sweep:
-        """Create the directory, or reopen it (its saved config must match a given one)."""
-        out = Path(out)
-        return cls(
-            out, open_suite_dir(out, "sweep.json", cfg, SweepConfig, "a sweep", SweepConfig.check)
-        )
-
-    @property
-    def results_path(self) -> Path:
-        return self.out / "results.parquet"
-
-    def read_results(self) -> pd.DataFrame:
-        return pd.read_parquet(self.results_path) if self.results_path.is_file() else pd.DataFrame()
+    @staticmethod
+    def check(cfg: SweepConfig) -> None:
+        cfg.check()
 
     def pending(self) -> list[dict[str, str]]:
         """Points whose run is not in results.parquet yet."""

@@ -25,13 +25,18 @@ from conceptweb.analysis.dynamics import (
 )
 from conceptweb.analysis.topology import undirected_projection
 from conceptweb.interfaces.numbers import fmt, is_finite, pct
-from conceptweb.interfaces.plotting import new_figure, save_figure
+from conceptweb.interfaces.plotting import (
+    C_ALT,
+    C_FIT,
+    C_GOOD,
+    C_MAIN,
+    C_RAW,
+    new_figure,
+    plot_over_steps,
+    save_figure,
+    vlines_at_steps,
+)
 
-C_RAW = "#9aa5b1"
-C_MAIN = "#1f4e79"
-C_FIT = "#c0392b"
-C_ALT = "#e67e22"
-C_GOOD = "#27ae60"
 MARKS = {
     "forgetting_peak_step": ("peak of forgetting", "#c0392b", "-"),
     "v_bottom_step": ("bottom of the V", "#8e44ad", "--"),
@@ -282,35 +287,18 @@ def plot_topology_over_training(
     fig = new_figure(6.4, 5.6)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     t = topology["step"].to_numpy(dtype=float)
-    ax1.plot(t, topology["avg_degree"].to_numpy(dtype=float), "o-", ms=2.5, color=C_MAIN)
+    plot_over_steps(ax1, t, topology["avg_degree"], "o", C_MAIN)
     ax1.axhline(2.0, color="k", lw=0.6, ls=":")
     ax1.set_ylabel("average degree <k>")
     ax1.set_title("Concept web over training", fontsize=9)
-    ax2.plot(
-        t,
-        topology["n_components"].to_numpy(dtype=float),
-        "o-",
-        ms=2.5,
-        color=C_FIT,
-        label="islands (components)",
-    )
+    plot_over_steps(ax2, t, topology["n_components"], "o", C_FIT, "islands (components)")
     ax2.set_ylabel("islands")
     ax3 = ax2.twinx()
-    ax3.plot(
-        t,
-        topology["giant_fraction"].to_numpy(dtype=float),
-        "s-",
-        ms=2,
-        color=C_GOOD,
-        label="giant fraction",
-    )
+    plot_over_steps(ax3, t, topology["giant_fraction"], "s", C_GOOD, "giant fraction")
     ax3.set_ylabel("largest-component fraction")
     ax3.set_ylim(0, 1.05)
-    for key, (_label, color, ls) in MARKS.items():
-        x = (mark_steps or {}).get(key)
-        if is_finite(x):
-            for a in (ax1, ax2):
-                a.axvline(float(x), color=color, ls=ls, lw=1)
+    styles = {key: (color, ls) for key, (_label, color, ls) in MARKS.items()}
+    vlines_at_steps((ax1, ax2), mark_steps, styles, lw=1)
     h1, l1 = ax2.get_legend_handles_labels()
     h2, l2 = ax3.get_legend_handles_labels()
     ax2.legend(h1 + h2, l1 + l2, fontsize=8, loc="center right")
@@ -355,7 +343,7 @@ def plot_reasoning_graph(topology: pd.DataFrame, out: str | Path) -> Path:
         ("n_merges", "merge nodes (2+ inputs)", C_ALT),
         ("n_roots", "roots (no input)", C_GOOD),
     ):
-        ax1.plot(t, topology[col].to_numpy(dtype=float), "o-", ms=2.5, color=c, label=label)
+        plot_over_steps(ax1, t, topology[col], "o", c, label)
     ax1.set_ylabel("count")
     ax1.legend(fontsize=8)
     ax1.set_title("Directed structure of the extracted web", fontsize=9)
@@ -363,7 +351,7 @@ def plot_reasoning_graph(topology: pd.DataFrame, out: str | Path) -> Path:
         ("frac_in_trees", "islands that are in-trees", C_MAIN),
         ("frac_dominant", "concepts with a dominant successor", C_FIT),
     ):
-        ax2.plot(t, topology[col].to_numpy(dtype=float), "o-", ms=2.5, color=c, label=label)
+        plot_over_steps(ax2, t, topology[col], "o", c, label)
     ax2.set_ylim(-0.05, 1.05)
     ax2.set_ylabel("fraction")
     ax2.set_xlabel("checkpoint step")

@@ -8,10 +8,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conceptweb.interfaces.numbers import is_finite
-from conceptweb.interfaces.plotting import new_figure, save_figure
-
-C_MAIN, C_FIT, C_GOOD = "#1f4e79", "#c0392b", "#27ae60"  # the run figures' colours
+from conceptweb.interfaces.plotting import (
+    C_FIT,
+    C_GOOD,
+    C_MAIN,
+    new_figure,
+    plot_over_steps,
+    save_figure,
+    vlines_at_steps,
+)
 
 
 def plot_trees_over_training(
@@ -21,40 +26,20 @@ def plot_trees_over_training(
     fig = new_figure(6.4, 5.2)
     ax1, ax2 = fig.subplots(2, 1, sharex=True)
     t = table["step"].to_numpy(dtype=float)
-    ax1.plot(
-        t, table["n_trees"].to_numpy(dtype=float), "o-", ms=2.5, color=C_MAIN, label="in-trees"
-    )
-    ax1.plot(
-        t, table["n_cyclic"].to_numpy(dtype=float), "s-", ms=2, color=C_FIT, label="cyclic parts"
-    )
+    plot_over_steps(ax1, t, table["n_trees"], "o", C_MAIN, "in-trees")
+    plot_over_steps(ax1, t, table["n_cyclic"], "s", C_FIT, "cyclic parts")
     ax1.set_ylabel("components of the directed web")
     ax1.legend(fontsize=8)
     ax1.set_title("Directed web: nucleation, growth, freezing", fontsize=9)
-    ax2.plot(
-        t,
-        table["tree_fraction"].to_numpy(dtype=float),
-        "o-",
-        ms=2.5,
-        color=C_MAIN,
-        label="tree-like fraction",
-    )
-    ax2.plot(t, frozen_frac, "s-", ms=2, color=C_GOOD, label="frozen fraction of final web")
-    ax2.plot(
-        t,
-        table["merged_problems_frac"].to_numpy(dtype=float),
-        "^-",
-        ms=2,
-        color=C_FIT,
-        label="problems whose paths merge",
-    )
+    plot_over_steps(ax2, t, table["tree_fraction"], "o", C_MAIN, "tree-like fraction")
+    plot_over_steps(ax2, t, frozen_frac, "s", C_GOOD, "frozen fraction of final web")
+    merged = table["merged_problems_frac"]
+    plot_over_steps(ax2, t, merged, "^", C_FIT, "problems whose paths merge")
     ax2.set_ylim(0, 1.05)
     ax2.set_xlabel("step")
     ax2.legend(fontsize=8, loc="lower right")
-    for key, ls in (("nucleation_end", "--"), ("freezing_start", ":")):
-        x = (freezing or {}).get(key)
-        if is_finite(x):
-            for a in (ax1, ax2):
-                a.axvline(float(x), color="k", ls=ls, lw=0.8)
+    styles = {"nucleation_end": ("k", "--"), "freezing_start": ("k", ":")}
+    vlines_at_steps((ax1, ax2), freezing, styles, lw=0.8)
     return save_figure(fig, out)
 
 

@@ -1,5 +1,6 @@
 """Figure chores shared by every figure: new figures (matplotlib's object API, no pyplot state,
-no global backend), one atomic saver at one DPI, and mean-over-seeds bands clipped to the range.
+no global backend), one atomic saver at one DPI, the run figures' colours, quantities over
+steps with their marked steps, and mean-over-seeds bands clipped to the range.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from conceptweb.analysis.stats import mean_ci
+from conceptweb.interfaces.numbers import is_finite
 from conceptweb.rundir import atomic_path
 
 DPI = 110
+C_RAW = "#9aa5b1"
+C_MAIN = "#1f4e79"
+C_FIT = "#c0392b"
+C_ALT = "#e67e22"
+C_GOOD = "#27ae60"
 
 
 def new_figure(width: float, height: float, constrained: bool = False) -> Figure:
@@ -41,6 +48,27 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
             metadata={"Software": None},
         )
     return path
+
+
+def plot_over_steps(
+    ax: Any, steps: Any, values: Any, marker: str, color: str, label: str | None = None
+) -> None:
+    """One quantity over steps: markers (circles 2.5 points, others 2) joined by a line."""
+    labelled = {"label": label} if label is not None else {}
+    ms = 2.5 if marker == "o" else 2
+    ax.plot(steps, np.asarray(values, dtype=float), f"{marker}-", ms=ms, color=color, **labelled)
+
+
+def vlines_at_steps(
+    axes: Any, steps: dict[str, Any] | None, styles: dict[str, tuple[str, str]], lw: float
+) -> None:
+    """On every axis, a vertical line at each finite step of `steps` that `styles` names
+    ({name: (color, linestyle)})."""
+    for key, (color, ls) in styles.items():
+        x = (steps or {}).get(key)
+        if is_finite(x):
+            for a in axes:
+                a.axvline(float(x), color=color, ls=ls, lw=lw)
 
 
 def plot_band(

@@ -257,7 +257,23 @@ def numba_available() -> bool:
 
 
 AUTO = "auto"  # numba when installed, else numpy
+FALLBACK_NOTED = (
+    "CONCEPTWEB_ENGINE_NOTED"  # set once the fallback is announced: children stay quiet
+)
 _CACHE: dict[str, RolloutEngine] = {}
+
+
+def note_fallback() -> None:
+    """Say, once for this process and the processes it starts afterwards (a pool's workers),
+    that the numpy engine stands in for a missing numba."""
+    if numba_available() or os.environ.get(FALLBACK_NOTED):
+        return
+    print(
+        "note: numba is not installed, using the numpy engine "
+        "(pip install 'conceptweb[fast]' for the compiled one)",
+        file=sys.stderr,
+    )
+    os.environ[FALLBACK_NOTED] = "1"
 
 
 def engine_names() -> tuple[str, ...]:
@@ -273,11 +289,7 @@ def get_engine(name: str = "auto") -> RolloutEngine:
     if name == "auto":
         name = "numba" if numba_available() else "numpy"
         if name == "numpy" and "auto" not in _CACHE:
-            print(
-                "note: numba is not installed, using the numpy engine "
-                "(pip install 'conceptweb[fast]' for the compiled one)",
-                file=sys.stderr,
-            )
+            note_fallback()
             _CACHE["auto"] = NumpyEngine()
     if name == "numba" and not numba_available():
         raise ConceptwebError("engine 'numba' needs numba: pip install 'conceptweb[fast]'")

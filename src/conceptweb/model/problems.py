@@ -102,19 +102,12 @@ def _listed_pairs(
         allowed[np.asarray(answers)] = True
         ok &= allowed[None, :]
     rows, cols = np.nonzero(ok)
-    chosen: list[tuple[int, int]] = []
-    seen = set(exclude)
-    used: set[int] = set()
+    chosen = _Chosen(exclude, distinct)
     for idx in rng.permutation(rows.size):
-        pair = (int(candidates[rows[idx]]), int(cols[idx]))
-        if pair in seen or (distinct and (pair[0] in used or pair[1] in used)):
-            continue
-        seen.add(pair)
-        used.update(pair)
-        chosen.append(pair)
-        if len(chosen) == n:
+        s, t = int(candidates[rows[idx]]), int(cols[idx])
+        if chosen.free(s, t) and chosen.take(s, t) == n:
             break
-    return chosen
+    return chosen.pairs
 
 
 def _rejected_pairs(
@@ -129,25 +122,42 @@ def _rejected_pairs(
 ) -> list[tuple[int, int]]:
     """Uniform (start, node) draws, kept when valid and unused; gives up after many rejections."""
     labels = graph.components()
-    chosen: list[tuple[int, int]] = []
-    seen = set(exclude)
-    used: set[int] = set()
+    chosen = _Chosen(exclude, distinct)
     targets = np.arange(graph.N) if answers is None else np.asarray(answers, dtype=np.int64)
     rejected, budget = 0, 100 * n + 1000
-    while len(chosen) < n and rejected < budget:
+    while len(chosen.pairs) < n and rejected < budget:
         s_draw = candidates[rng.integers(candidates.size, size=n)]
         t_draw = targets[rng.integers(targets.size, size=n)]
         for s, t in zip(s_draw.tolist(), t_draw.tolist(), strict=True):
-            clash = distinct and (s in used or t in used)
-            if (s, t) in seen or clash or not _far_enough(graph, labels, s, t, min_dist):
+            if not chosen.free(s, t) or not _far_enough(graph, labels, s, t, min_dist):
                 rejected += 1
                 continue
-            seen.add((s, t))
-            used.update((s, t))
-            chosen.append((s, t))
-            if len(chosen) == n:
+            if chosen.take(s, t) == n:
                 break
-    return chosen
+    return chosen.pairs
+
+
+class _Chosen:
+    """The pairs taken so far: never a pair twice nor an excluded one; with `distinct`, never
+    a node twice."""
+
+    def __init__(self, exclude: set[tuple[int, int]], distinct: bool) -> None:
+        self.pairs: list[tuple[int, int]] = []
+        self.seen = set(exclude)
+        self.used: set[int] = set()
+        self.distinct = distinct
+
+    def free(self, s: int, t: int) -> bool:
+        """(s, t) may be taken."""
+        clash = self.distinct and (s in self.used or t in self.used)
+        return (s, t) not in self.seen and not clash
+
+    def take(self, s: int, t: int) -> int:
+        """Take (s, t); returns how many pairs are taken."""
+        self.seen.add((s, t))
+        self.used.update((s, t))
+        self.pairs.append((s, t))
+        return len(self.pairs)
 
 
 def _far_enough(graph: ConceptGraph, labels: np.ndarray, s: int, t: int, min_dist: int) -> bool:
