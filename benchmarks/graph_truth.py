@@ -42,18 +42,30 @@ SIZES = [
 
 
 def measure(run: Path, n_nodes: int, tau: float, seed: int) -> list[pd.DataFrame]:
-    """Score the extractor on one transformer run: K = N concepts (and K = 2N, split states)."""
+    """Score the extractor on one transformer run: K = N concepts (and K = 2N, split states).
+
+    Two layer choices: the default (round(0.9 x depth)) and `--layer auto` (silhouette); the
+    split-state analysis (K = 2N) uses the last one.
+    """
     frames = []
     settings = {
-        "K=N, all": GraphSettings(
+        "layer 0.9 depth": GraphSettings(
             segment="token", include="all", n_concepts=n_nodes, sweep=[2 * n_nodes], seed=seed
+        ),
+        "layer auto": GraphSettings(
+            segment="token",
+            include="all",
+            n_concepts=n_nodes,
+            sweep=[2 * n_nodes],
+            seed=seed,
+            layer="auto",
         ),
     }
     for name, s in settings.items():
         build_graph(run, s)
         steps, edges, meta = load_graph(RunDir.open(run))
         frame = score_token_graph(steps, edges, tau)
-        frame.insert(0, "setting", f"{name} (K={meta['n_concepts']})")
+        frame.insert(0, "setting", f"{name}={meta['layer']}, K={meta['n_concepts']}")
         frames.append(frame)
     col = f"concept_k{2 * n_nodes}"
     rows = []
@@ -61,7 +73,7 @@ def measure(run: Path, n_nodes: int, tau: float, seed: int) -> list[pd.DataFrame
         sc = score_token_graph(g, edges[edges["step"] == step], tau, col).iloc[0].to_dict()
         sc.update(split_information(g, col, seed))
         rows.append(sc)
-    frames.append(pd.DataFrame(rows).assign(setting=f"K=2N, all (K={2 * n_nodes})"))
+    frames.append(pd.DataFrame(rows).assign(setting=f"layer {meta['layer']}, K=2N={2 * n_nodes}"))
     return frames
 
 
@@ -98,11 +110,22 @@ def main() -> None:
         "k_true",
         "abs_k_diff",
         "nodes_split",
+        "n_true_edges",
     ]
     print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     extra = ["H_concept_given_node", "I_concept_problem_given_node", "I_chance"]
-    split = table[table["setting"].str.startswith("K=2N")]
+    split = table[table["setting"].str.contains("K=2N")]
     print(split[["seed", "step", *extra]].to_string(index=False, float_format="{:.3f}".format))
+    per_ck = table.groupby(["setting", "step"], sort=False).agg(
+        purity_mean=("purity", "mean"),
+        purity_min=("purity", "min"),
+        f1_mean=("edge_f1", "mean"),
+        f1_min=("edge_f1", "min"),
+        k_diff_mean=("abs_k_diff", "mean"),
+        k_diff_max=("abs_k_diff", "max"),
+        true_edges=("n_true_edges", "mean"),
+    )
+    print(per_ck.to_string(float_format=lambda x: f"{x:.3f}"))
     summary = []
     for setting, g in table.groupby("setting", sort=False):
         worst = g.groupby("seed").agg(

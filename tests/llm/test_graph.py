@@ -23,6 +23,7 @@ from conceptweb.llm.graph import (  # noqa: E402
     PATTERNS,
     GraphSettings,
     assign_windows,
+    auto_layers,
     build_graph,
     segment,
 )
@@ -134,6 +135,21 @@ def test_graph_recovers_the_nodes_with_one_codebook(tmp_path: Path) -> None:
     # edges are the transitions of the linked completions, with P(c'|c) summing to one
     assert np.allclose(edges.groupby(["step", "src"])["prob"].sum(), 1.0)
     assert edges["count"].sum() == len(steps) - steps.groupby(["record_step", "sample"]).ngroups
+
+
+def test_layer_auto_chooses_the_best_clustered_candidate(tmp_path: Path) -> None:
+    assert auto_layers(1) == [1] and auto_layers(2) == [1, 2]
+    assert auto_layers(28) == [7, 14, 21, 25]  # 1/4, 1/2, 3/4, 0.9 of the depth; never 0
+    path, _ = make_run(tmp_path)
+    build_graph(path, GraphSettings(n_concepts=N_NODES, segment="token", layer="auto"))
+    steps, edges, meta = load_graph(RunDir.open(path))
+    scores = {int(k): v for k, v in meta["layer_silhouette"].items()}
+    assert sorted(scores) == [1, 2] and meta["layer"] == max(scores, key=scores.get)
+    assert meta["layer_criterion"] == "silhouette over candidate layers"
+    score = score_token_graph(steps, edges, tau=0.3)
+    assert score["purity"].min() >= 0.9 and score["edge_f1"].min() >= 0.9
+    res = cli(str(path), "--layer", "deep", "--concepts", "5")
+    assert res.exit_code == 2 and "integer or auto" in res.output
 
 
 def test_interrupted_build_resumes_from_the_cache(tmp_path: Path, monkeypatch) -> None:

@@ -383,6 +383,7 @@ def extracted_web(
                 "represent",
                 "layer",
                 "n_layers",
+                "layer_criterion",
                 "n_concepts",
                 "concepts_criterion",
                 "include",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -194,6 +194,16 @@ def _int_list(value: str | None, what: str) -> list[int] | None:
         raise ConceptwebError(f"{what} must be comma-separated integers, got {value!r}") from None
 
 
+def _layer(value: str | None) -> int | Literal["auto"] | None:
+    """--layer: None, auto, or an integer."""
+    if value is None or value == "auto":
+        return value  # type: ignore[return-value]
+    try:
+        return int(value)
+    except ValueError:
+        raise ConceptwebError(f"--layer must be an integer or auto, got {value!r}") from None
+
+
 SegmentOpt = Annotated[
     str,
     typer.Option(
@@ -224,8 +234,12 @@ def graph(
     ] = None,
     represent: RepresentOpt = "hidden",
     layer: Annotated[
-        int | None,
-        typer.Option(help="hidden-state layer (0 = embeddings; default round(0.9 x depth))"),
+        str | None,
+        typer.Option(
+            help="hidden-state layer: a number (0 = embeddings), or auto (the layer among "
+            "1/4, 1/2, 3/4, 0.9 of the depth whose steps cluster best, by silhouette); "
+            "default round(0.9 x depth)"
+        ),
     ] = None,
     concepts: ConceptsOpt = None,
     sweep: Annotated[
@@ -268,7 +282,7 @@ def graph(
         segment=segment,  # type: ignore[arg-type]
         pattern=pattern,
         represent=represent,  # type: ignore[arg-type]
-        layer=layer,
+        layer=_layer(layer),
         n_concepts=concepts,
         sweep=_int_list(sweep, "--sweep"),
         include="all" if all_ else "correct",

@@ -260,7 +260,7 @@ def _reasoning_rows(rg: dict[str, Any]) -> list[list[str]]:
         f"{m.get('n_concepts')} concepts ({m.get('concepts_criterion')}) from "
         f"{m.get('represent')} representations"
         + (
-            f" at layer {m.get('layer')} of {m.get('n_layers')}"
+            f" at layer {m.get('layer')} of {m.get('n_layers')} ({m.get('layer_criterion')})"
             if m.get("layer") is not None
             else ""
         )

@@ -43,7 +43,9 @@ PATTERNS = {
     "token": r"\S+",
 }
 DEFAULT_LAYER_FRACTION = 0.9
-CACHE_VERSION = 1
+AUTO_LAYER_FRACTIONS = (0.25, 0.5, 0.75, 0.9)
+CACHE_VERSION = 2
+SILHOUETTE_SAMPLE = 3000
 
 
 @dataclass
@@ -53,7 +55,7 @@ class GraphSettings:
     segment: Segmentation = "auto"
     pattern: str | None = None
     represent: Representation = "hidden"
-    layer: int | None = None
+    layer: int | Literal["auto"] | None = None
     n_concepts: int | None = None
     sweep: list[int] | None = None
     tau: float = 0.5
@@ -62,6 +64,7 @@ class GraphSettings:
     steps: list[int] | None = None
     batch_size: int = 16
     fit_max: int = 20000
+    n_init: int = 16
     normalize: bool = True
     seed: int = 0
     threads: int | None = None
@@ -159,10 +162,12 @@ def hidden_step_vectors(
     model: Any,
     tokenizer: Any,
     items: list[tuple[str, str, list[tuple[int, int]]]],
-    layer: int,
+    layers: list[int],
     batch_size: int,
 ) -> list[np.ndarray]:
     """Per completion (prompt, text, step spans): the mean hidden state of each step's tokens.
+
+    One array per completion, (steps, len(layers), hidden size): one forward pass gives all layers.
 
     The prompt and the completion are tokenised separately (no special tokens) and concatenated,
     as GRPO generated them; a step's tokens are those whose characters overlap its span.
@@ -201,10 +206,10 @@ def hidden_step_vectors(
             mask[i, : len(s)] = 1
         with torch.inference_mode():
             hs = model(input_ids=ids_t, attention_mask=mask, output_hidden_states=True)
-        h = hs.hidden_states[layer].float().cpu().numpy()
+        h = np.stack([hs.hidden_states[x].float().cpu().numpy() for x in layers], axis=2)
         for i, (_, _, spans) in enumerate(batch):
             own = owners[i]
-            vecs = np.full((len(spans), h.shape[-1]), np.nan, dtype=np.float32)
+            vecs = np.full((len(spans), *h.shape[2:]), np.nan, dtype=np.float32)
             for j in range(len(spans)):
                 idx = np.flatnonzero(own == j)
                 if idx.size:
@@ -243,40 +248,80 @@ def model_depth(path: Path) -> int:
 
 
 # -- the codebook -------------------------------------------------------------------------------
-def fit_codebook(X: np.ndarray, K: int, seed: int, fit_max: int) -> Any:
-    """k-means (scikit-learn) with K concepts on at most fit_max rows of X, drawn seeded."""
+def fit_codebook(X: np.ndarray, K: int, seed: int, fit_max: int, n_init: int = 16) -> Any:
+    """k-means (scikit-learn, k-means++, best of n_init) with K concepts on <= fit_max rows of X."""
     from sklearn.cluster import KMeans
 
     rng = np.random.default_rng([seed, 3])
     n = X.shape[0]
     rows = np.sort(rng.choice(n, fit_max, replace=False)) if n > fit_max else None
     fit = X if rows is None else X[rows]
-    return KMeans(n_clusters=K, n_init=4, random_state=seed).fit(fit)
+    return KMeans(n_clusters=K, n_init=n_init, random_state=seed).fit(fit)
 
 
-def choose_n_concepts(X: np.ndarray, seed: int, max_k: int = 200) -> tuple[int, dict[int, float]]:
-    """The number of concepts with the best silhouette over a grid from 2 to min(max_k, n/5).
+def silhouette_sample(X: np.ndarray, seed: int) -> np.ndarray:
+    """A seeded sample of at most SILHOUETTE_SAMPLE rows (silhouettes cost n^2)."""
+    n = X.shape[0]
+    rng = np.random.default_rng([seed, 5])
+    return X[rng.choice(n, SILHOUETTE_SAMPLE, replace=False)] if n > SILHOUETTE_SAMPLE else X
 
-    Silhouette (scikit-learn) on a seeded sample of at most 3000 steps; ties go to fewer concepts.
-    """
+
+def silhouette_at(sub: np.ndarray, K: int, seed: int, n_init: int = 16) -> float | None:
+    """Silhouette (scikit-learn) of a K-concept codebook fitted on `sub`; None if degenerate."""
     from sklearn.metrics import silhouette_score
 
+    if sub.shape[0] <= K:
+        return None
+    labels = fit_codebook(sub, K, seed, sub.shape[0], n_init).labels_
+    if len(set(labels.tolist())) < 2:
+        return None
+    return float(silhouette_score(sub, labels, random_state=seed))
+
+
+def choose_n_concepts(
+    X: np.ndarray, seed: int, max_k: int = 200, n_init: int = 16
+) -> tuple[int, dict[int, float]]:
+    """The number of concepts with the best silhouette over a grid from 2 to min(max_k, n/5).
+
+    Silhouette on a seeded sample of at most 3000 steps; ties go to fewer concepts.
+    """
     n = X.shape[0]
     top = max(2, min(max_k, n // 5))
     grid = sorted({int(round(x)) for x in np.geomspace(2, top, 12)})
-    rng = np.random.default_rng([seed, 5])
-    sub = X[rng.choice(n, 3000, replace=False)] if n > 3000 else X
+    sub = silhouette_sample(X, seed)
     scores = {}
     for k in grid:
-        if k >= sub.shape[0]:
-            break
-        labels = fit_codebook(sub, k, seed, sub.shape[0]).labels_
-        if len(set(labels.tolist())) < 2:
-            continue
-        scores[k] = float(silhouette_score(sub, labels, random_state=seed))
+        score = silhouette_at(sub, k, seed, n_init)
+        if score is not None:
+            scores[k] = score
     if not scores:
         raise ConceptwebError("too few distinct steps to choose a number of concepts")
     best = max(scores, key=lambda k: (scores[k], -k))
+    return best, scores
+
+
+def auto_layers(n_layers: int) -> list[int]:
+    """Candidate layers of `--layer auto`: about 1/4, 1/2, 3/4 and 0.9 of the depth (never 0)."""
+    return sorted({min(n_layers, max(1, round(f * n_layers))) for f in AUTO_LAYER_FRACTIONS})
+
+
+def choose_layer(
+    X: np.ndarray, layers: list[int], K: int | None, s: GraphSettings
+) -> tuple[int, dict[int, float]]:
+    """The candidate layer whose steps cluster best: highest silhouette at K concepts.
+
+    X is (steps, layers, size). With K not given, each layer's silhouette is the best over the
+    grid of choose_n_concepts. Ties go to the deeper layer. Never reads the step texts.
+    """
+    scores: dict[int, float] = {}
+    for i, layer in enumerate(layers):
+        Xl = prepare_matrix(X[:, i], s.normalize)
+        if K is None:
+            scores[layer] = max(choose_n_concepts(Xl, s.seed, n_init=s.n_init)[1].values())
+        else:
+            score = silhouette_at(silhouette_sample(Xl, s.seed), K, s.seed, s.n_init)
+            scores[layer] = -1.0 if score is None else score
+    best = max(scores, key=lambda x: (scores[x], x))
     return best, scores
 
 
@@ -298,8 +343,10 @@ class Plan:
     pattern: str
     steps: pd.DataFrame
     checkpoints: dict[int, Path]
-    layer: int | None
+    layer: int | None  # None with --layer auto until the layer is chosen
     n_layers: int | None
+    layers: list[int] = field(default_factory=list)  # the layers represented (candidates)
+    layer_scores: dict[int, float] = field(default_factory=dict)
 
 
 def plan_graph(run: RunDir, s: GraphSettings) -> Plan:
@@ -337,18 +384,27 @@ def plan_graph(run: RunDir, s: GraphSettings) -> Plan:
         )
     cks = {c: p for c, p in cks.items() if c in set(steps["step"].tolist())}
     layer = n_layers = None
+    layers: list[int] = []
     if s.represent == "hidden":
         depths = {c: model_depth(p) for c, p in cks.items()}
         n_layers = min(depths.values())
-        layer = s.layer if s.layer is not None else max(1, round(DEFAULT_LAYER_FRACTION * n_layers))
-        if not 0 <= layer <= n_layers:
-            raise ConceptwebError(f"--layer {layer} is out of range: the model has 0..{n_layers}")
+        if s.layer == "auto":
+            layers = auto_layers(n_layers)
+        else:
+            layer = (
+                s.layer if s.layer is not None else max(1, round(DEFAULT_LAYER_FRACTION * n_layers))
+            )
+            if not 0 <= layer <= n_layers:
+                raise ConceptwebError(
+                    f"--layer {layer} is out of range: the model has 0..{n_layers}"
+                )
+            layers = [layer]
     K = s.n_concepts
     if K is not None and len(steps) < K:
         raise ConceptwebError(f"{K} concepts asked for, but there are only {len(steps)} steps")
     if K is not None and K < 2:
         raise ConceptwebError("--concepts must be at least 2")
-    return Plan(run, s, mode, pattern, steps, cks, layer, n_layers)
+    return Plan(run, s, mode, pattern, steps, cks, layer, n_layers, layers)
 
 
 def steps_of(
@@ -384,7 +440,7 @@ def cache_key(plan: Plan) -> dict[str, Any]:
     return {
         "version": CACHE_VERSION,
         "represent": s.represent,
-        "layer": plan.layer,
+        "layers": plan.layers,
         "pattern": plan.pattern,
         "include": s.include,
         "window": s.window,
@@ -392,7 +448,7 @@ def cache_key(plan: Plan) -> dict[str, Any]:
 
 
 def represent_checkpoint(plan: Plan, step: int, rows: pd.DataFrame) -> np.ndarray:
-    """Hidden-state vectors of one checkpoint's steps, in the order of `rows`."""
+    """Hidden-state vectors (steps, layers, size) of one checkpoint's steps, in `rows` order."""
     model, tok = load_checkpoint_model(plan.checkpoints[step])
     items, order = [], []
     for _, g in rows.groupby(["record_step", "problem", "sample"], sort=False):
@@ -401,11 +457,11 @@ def represent_checkpoint(plan: Plan, step: int, rows: pd.DataFrame) -> np.ndarra
             (g["prompt"].iloc[0], g["full"].iloc[0], list(zip(g["start"], g["end"], strict=True)))
         )
         order.extend(g.index.tolist())
-    assert plan.layer is not None
-    vecs = hidden_step_vectors(model, tok, items, plan.layer, plan.settings.batch_size)
-    out = np.zeros((len(rows), vecs[0].shape[1] if vecs else 1), dtype=np.float32)
+    vecs = hidden_step_vectors(model, tok, items, plan.layers, plan.settings.batch_size)
+    shape = vecs[0].shape[1:] if vecs else (len(plan.layers), 1)
+    out = np.zeros((len(rows), *shape), dtype=np.float32)
     pos = {idx: i for i, idx in enumerate(rows.index.tolist())}
-    flat = np.concatenate(vecs) if vecs else np.zeros((0, out.shape[1]), np.float32)
+    flat = np.concatenate(vecs) if vecs else np.zeros((0, *shape), np.float32)
     for k, idx in enumerate(order):
         out[pos[idx]] = flat[k]
     return out
@@ -416,7 +472,7 @@ def cached_vectors(
     written: list[Path],
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> np.ndarray:
-    """Representations of every step (rows in plan.steps order), cached per checkpoint.
+    """Representations (steps, layers, size) of every step in plan.steps order, cached per checkpoint.
 
     Cache files this call writes are appended to `written` (so a failed build can remove them).
     """
@@ -446,7 +502,7 @@ def cached_vectors(
             atomic_savez(f, {"vectors": vecs.astype(np.float16), "ids": _row_ids(rows)})
             written.append(f)
         if out is None:
-            out = np.zeros((len(steps), vecs.shape[1]), dtype=np.float32)
+            out = np.zeros((len(steps), *vecs.shape[1:]), dtype=np.float32)
         out[steps.index.get_indexer(rows.index)] = vecs
         if on_progress is not None:
             on_progress("representing steps", i + 1, len(cks))
@@ -483,11 +539,15 @@ def build_graph(
     try:
         if settings.represent == "hidden":
             X = cached_vectors(plan, written, on_progress)
-            nan_rows = ~np.isfinite(X).all(axis=1)
+            nan_rows = ~np.isfinite(X).all(axis=(1, 2))
             if nan_rows.any():  # steps cut off by the model's context
                 plan.steps = plan.steps[~nan_rows].reset_index(drop=True)
                 X = X[~nan_rows]
-            X = prepare_matrix(X, settings.normalize)
+            if plan.layer is None:
+                plan.layer, plan.layer_scores = choose_layer(
+                    X, plan.layers, settings.n_concepts, settings
+                )
+            X = prepare_matrix(X[:, plan.layers.index(plan.layer)], settings.normalize)
         else:
             X = text_vectors(plan.steps)
         return write_graph(plan, X, on_progress)
@@ -508,7 +568,7 @@ def write_graph(
     n = X.shape[0]
     scores: dict[int, float] = {}
     if s.n_concepts is None:
-        K, scores = choose_n_concepts(X, s.seed)
+        K, scores = choose_n_concepts(X, s.seed, n_init=s.n_init)
         criterion = "silhouette"
     else:
         K, criterion = s.n_concepts, "given"
@@ -517,10 +577,11 @@ def write_graph(
     sweep = s.sweep if s.sweep is not None else [max(2, K // 2), 2 * K]
     sweep = sorted({k for k in sweep if 2 <= k <= n and k != K})
     out = steps[["step", "record_step", "problem", "sample", "position", "correct", "text"]].copy()
-    codebook = fit_codebook(X, K, s.seed, s.fit_max)
+    codebook = fit_codebook(X, K, s.seed, s.fit_max, s.n_init)
     out["concept"] = codebook.predict(X).astype(np.int64)
     for i, k in enumerate(sweep):
-        out[f"concept_k{k}"] = fit_codebook(X, k, s.seed, s.fit_max).predict(X).astype(np.int64)
+        book = fit_codebook(X, k, s.seed, s.fit_max, s.n_init)
+        out[f"concept_k{k}"] = book.predict(X).astype(np.int64)
         if on_progress is not None:
             on_progress("concept sweep", i + 1, len(sweep))
     edges = pd.concat(
@@ -564,6 +625,16 @@ def graph_meta(
         "represent": s.represent,
         "layer": plan.layer,
         "n_layers": plan.n_layers,
+        "layer_criterion": (
+            None
+            if s.represent != "hidden"
+            else "silhouette over candidate layers"
+            if s.layer == "auto"
+            else "given"
+            if s.layer is not None
+            else f"default round({DEFAULT_LAYER_FRACTION} x depth)"
+        ),
+        "layer_silhouette": {str(k): v for k, v in plan.layer_scores.items()},
         "normalize": s.normalize if s.represent == "hidden" else None,
         "n_concepts": int(K),
         "concepts_criterion": criterion,
@@ -573,7 +644,8 @@ def graph_meta(
         "include": s.include,
         "window": s.window,
         "codebook": {
-            "method": "sklearn KMeans (n_init=4), one codebook over the steps of all checkpoints",
+            "method": f"sklearn KMeans (k-means++, n_init={s.n_init}), one codebook over the "
+            "steps of all checkpoints",
             "n_steps": int(n),
             "n_fit": int(min(n, s.fit_max)),
             "inertia": float(codebook.inertia_),

@@ -84,6 +84,7 @@ def score_checkpoint(
         "n_nodes": int(len(set(labels.tolist()))),
         "n_concepts": int(steps[column].nunique()),
         "nodes_split": int((per_node >= 2).sum()),
+        "n_true_edges": true_web.number_of_edges(),
         "n_steps": len(steps),
     }
 
