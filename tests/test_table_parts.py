@@ -63,3 +63,12 @@ def test_truncate_drops_later_parts_and_cuts_the_straddling_one(run: RunDir) -> 
     run.append_table("problems", rows([3]))  # resumed writing continues after it
     assert run.read_problems()["step"].tolist() == [1, 2, 3]
     run.truncate_table("absent", 1)  # a table that does not exist: nothing to do
+
+
+def test_parts_with_newer_columns_read_with_older_rows(run: RunDir) -> None:
+    run.write_table("problems", rows([1, 2]))  # written before truncated_rate existed
+    run.append_table("problems", rows([3]).assign(truncated_rate=[0.25]))
+    table = run.read_problems()
+    assert table["step"].tolist() == [1, 2, 3]
+    assert table["truncated_rate"].isna().tolist() == [True, True, False]
+    assert run.read_table("problems", columns=["step"]).columns.tolist() == ["step"]

@@ -292,15 +292,19 @@ class RunDir:
             if required:
                 raise ConceptwebError(f"{self.path} is incomplete: {name}.parquet is missing")
             return pd.DataFrame()
-        frames = []
+        tables = []
         for path in files:
             try:
-                frames.append(pq.read_table(path, columns=columns).to_pandas())
+                tables.append(pq.read_table(path, columns=columns))
             except (OSError, pa.ArrowInvalid) as exc:
                 raise ConceptwebError(f"cannot read {path}: {exc}") from None
-        if len(frames) == 1:
-            return frames[0]
-        return pd.concat([f for f in frames if len(f)] or frames[:1], ignore_index=True)
+        try:  # parts of older versions may lack newer columns: those read as missing
+            table = pa.concat_tables(tables, promote_options="permissive")
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise ConceptwebError(
+                f"the parts of {self.path}/{name} do not fit together: {exc}"
+            ) from None
+        return table.to_pandas()
 
     def truncate_table(self, name: str, up_to: int, column: str = "step") -> None:
         """Drop the rows of table `name` whose `column` exceeds `up_to` (for a resumed run).

@@ -118,3 +118,68 @@ def test_each_rank_generates_only_its_shard_and_all_get_everything(monkeypatch) 
     single = Recorder()
     gen.sample_sharded(single, prompts, 2, temperature=1.0, top_p=1.0, max_new_tokens=1, seed=0)
     assert single.calls == [prompts]
+
+
+def test_sampling_leaves_the_callers_random_state_alone() -> None:
+    """A sentinel evaluation inside training must not reseed training's own sampling."""
+    import torch
+
+    from conceptweb.llm.config import ScratchModelConfig
+    from conceptweb.llm.models import build_scratch_model, build_wordlevel_tokenizer
+
+    tok = build_wordlevel_tokenizer(["1 + 2 = 3"])
+    model = build_scratch_model(ScratchModelConfig(hidden_size=16, num_layers=1, num_heads=2), tok)
+    g = gen.HFGenerator(model, tok, batch_size=2)
+    kw = {"temperature": 1.0, "top_p": 1.0, "max_new_tokens": 2}
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    a = g.generate(["1 + 2 ="], 4, seed=1, **kw)
+    assert torch.equal(torch.rand(3), expected)
+    assert a == g.generate(["1 + 2 ="], 4, seed=1, **kw)  # and the seed fixes the samples
+
+
+SHARD_SCRIPT = """
+import json, sys
+from conceptweb.llm import generate as gen
+from conceptweb.llm.runtime import distributed_state
+
+class Fake:
+    calls = []
+    def generate(self, prompts, k, **kw):
+        self.calls.append(list(prompts))
+        return [[gen.Sample(p + "|" + str(kw["seed"]), 1)] * k for p in prompts]
+
+state = distributed_state()
+g = Fake()
+out = gen.sample_sharded(g, [f"p{i}" for i in range(5)], 2, temperature=1.0, top_p=1.0,
+                         max_new_tokens=1, seed=0)
+rank = state.process_index
+json.dump({"calls": g.calls, "out": [[s.text for s in grp] for grp in out]},
+          open(sys.argv[1] + f"/rank{rank}.json", "w"))
+"""
+
+
+def test_two_gloo_processes_split_the_prompts_and_gather_them(tmp_path) -> None:
+    """torchrun with 2 CPU processes: each generates only its shard, both get every result."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "shard.py"
+    script.write_text(SHARD_SCRIPT)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    res = subprocess.run(
+        [*cmd, str(script), str(tmp_path)],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert r0["calls"] == [["p0", "p2", "p4"]] and r1["calls"] == [["p1", "p3", "p1"]]  # padded
+    assert r0["out"] == r1["out"]
+    assert [grp[0].split("|")[0] for grp in r0["out"]] == [f"p{i}" for i in range(5)]
+    assert {grp[0].split("|")[1] for grp in r0["out"]} == {"0", "1000003"}  # seeds per rank

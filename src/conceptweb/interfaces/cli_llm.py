@@ -179,6 +179,10 @@ def eval_(
     elif names is not None and "train" in names:
         raise ConceptwebError("the ID set 'train' needs --run or --config (the training data)")
     results = evaluate_model(model, cfg, train_data, task, datasets=names, k=k, echo=_echo)
+    from conceptweb.llm.runtime import is_main_process
+
+    if not is_main_process():  # under accelerate launch: every process evaluated its shard
+        return
     typer.echo(results_table(results))
     if out is not None:
         js, md = write_results(results, out)

@@ -152,10 +152,10 @@ class HFGenerator:
         max_new_tokens: int,
         seed: int = 0,
     ) -> list[list[Sample]]:
+        """k samples per prompt; the caller's torch RNG state is left as it was."""
         import torch
 
         model, tokenizer = self.model, self.tokenizer
-        torch.manual_seed(seed)
         device = next(model.parameters()).device
         was_training = model.training
         model.eval()
@@ -167,32 +167,32 @@ class HFGenerator:
         )
         step = self.last_batch_size = self.batch_for(longest, k, max_new_tokens)
         out: list[list[Sample]] = []
+        cuda = [device] if device.type == "cuda" else []
         try:
-            for start in range(0, len(texts), step):
-                enc = tokenizer(
-                    texts[start : start + step],
-                    return_tensors="pt",
-                    padding=True,
-                    add_special_tokens=False,
-                )
-                enc = {k_: v.to(device) for k_, v in enc.items()}
-                with (
-                    torch.no_grad(),
-                    torch.autocast(
-                        device.type, dtype=self.autocast, enabled=self.autocast is not None
-                    ),
-                ):
-                    gen = model.generate(
-                        **enc,
-                        do_sample=True,
-                        temperature=temperature,
-                        top_p=top_p,
-                        max_new_tokens=max_new_tokens,
-                        num_return_sequences=k,
-                        pad_token_id=tokenizer.pad_token_id,
+            with torch.random.fork_rng(devices=cuda), torch.no_grad():
+                torch.manual_seed(seed)
+                for start in range(0, len(texts), step):
+                    enc = tokenizer(
+                        texts[start : start + step],
+                        return_tensors="pt",
+                        padding=True,
+                        add_special_tokens=False,
                     )
-                new = gen[:, enc["input_ids"].shape[1] :].tolist()
-                out.extend(_groups(new, k, tokenizer))
+                    enc = {k_: v.to(device) for k_, v in enc.items()}
+                    with torch.autocast(
+                        device.type, dtype=self.autocast, enabled=self.autocast is not None
+                    ):
+                        gen = model.generate(
+                            **enc,
+                            do_sample=True,
+                            temperature=temperature,
+                            top_p=top_p,
+                            max_new_tokens=max_new_tokens,
+                            num_return_sequences=k,
+                            pad_token_id=tokenizer.pad_token_id,
+                        )
+                    new = gen[:, enc["input_ids"].shape[1] :].tolist()
+                    out.extend(_groups(new, k, tokenizer))
         finally:
             tokenizer.padding_side = side
             model.train(was_training)
