@@ -10,7 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from conceptweb.errors import ConceptwebError
+from conceptweb.experiments.ablation import Ablation, AblationConfig
 from conceptweb.experiments.executor import Backend, execute
+from conceptweb.experiments.explore import Explore, ExploreConfig
 from conceptweb.experiments.sweep import Sweep, grid_axes, sweep_config_from_options
 from conceptweb.interfaces.cli import app
 
@@ -98,6 +100,13 @@ def test_sweep_on_a_local_ray_instance(tmp_path):
         pd.testing.assert_frame_equal(
             table[["run", "final_reward"]], local[["run", "final_reward"]]
         )
+        # the ablation and the map on the same instance: their own job functions ship too
+        abl_cfg = AblationConfig(preset="tiny", sets=SMALL, seeds=2, arms=["plain"])
+        abl = Ablation.open_or_create(tmp_path / "abl", abl_cfg).run(backend=Backend("ray"))
+        assert sorted(abl["seed"]) == [0, 1]
+        map_cfg = ExploreConfig(preset="tiny", sets=SMALL, axes=["problems.Q=6,8"], seeds=1)
+        cells = Explore.open_or_create(tmp_path / "map", map_cfg).run(backend=Backend("ray"))
+        assert sorted(cells["cell"]) == ["problems.Q=6", "problems.Q=8"]
     finally:
         ray.shutdown()
 
