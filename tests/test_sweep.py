@@ -73,7 +73,7 @@ def test_sweep_refuses_bad_points_before_writing(tmp_path):
         _cfg("model.K=4,41")  # K >= N
     with pytest.raises(ConceptwebError, match="nothing to sweep"):
         _cfg()
-    with pytest.raises(ConceptwebError, match="swept twice"):
+    with pytest.raises(ConceptwebError, match="distinct names"):
         _cfg("seed=0,1", "seed=2,3")
 
 

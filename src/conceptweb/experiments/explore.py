@@ -86,6 +86,21 @@ def parse_axis(spec: str) -> tuple[str, list[str]]:
     return name.strip(), vals
 
 
+def check_axes(axes: list[str]) -> list[str]:
+    """NAME=v1,v2,... axes, each parsable and named once (ValueError otherwise)."""
+    names = [parse_axis(a)[0] for a in axes]
+    if len(set(names)) != len(names):
+        raise ValueError("axes must have distinct names")
+    return axes
+
+
+def axis_grid(axes: list[str]) -> list[dict[str, str]]:
+    """Every combination of the axes' values, as {axis name: value}."""
+    parsed = [parse_axis(a) for a in axes]
+    combos = itertools.product(*[vals for _, vals in parsed])
+    return [dict(zip([n for n, _ in parsed], c, strict=True)) for c in combos]
+
+
 class ExploreConfig(BaseModel):
     """What the map runs: a base config, axes, seeds."""
 
@@ -101,16 +116,11 @@ class ExploreConfig(BaseModel):
     @field_validator("axes")
     @classmethod
     def _axes_parse(cls, axes: list[str]) -> list[str]:
-        names = [parse_axis(a)[0] for a in axes]
-        if len(set(names)) != len(names):
-            raise ValueError("axes must have distinct names")
-        return axes
+        return check_axes(axes)
 
     def cells(self) -> list[dict[str, str]]:
         """Every combination of axis values, as {axis name: value}."""
-        parsed = [parse_axis(a) for a in self.axes]
-        combos = itertools.product(*[vals for _, vals in parsed])
-        return [dict(zip([n for n, _ in parsed], c, strict=True)) for c in combos]
+        return axis_grid(self.axes)
 
     def cell_config(self, cell: dict[str, str], seed: int) -> dict[str, Any]:
         sets = [*self.sets, *[s for n, v in cell.items() for s in axis_sets(n, v)], f"seed={seed}"]

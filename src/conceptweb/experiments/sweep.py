@@ -12,7 +12,6 @@ resumes interrupted ones. Runs execute on a process pool or on Ray
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -22,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from conceptweb.config import config_to_dict, parse_set, resolve_config
 from conceptweb.errors import ConceptwebError
 from conceptweb.experiments.executor import Backend, execute
-from conceptweb.experiments.explore import cell_name, parse_axis
+from conceptweb.experiments.explore import axis_grid, cell_name, check_axes
 from conceptweb.experiments.reproduce import Job, final_reward, flatten_summary, run_job
 from conceptweb.experiments.suitedir import SuiteDir
 from conceptweb.rundir import RunDir, atomic_write_table
@@ -56,18 +55,13 @@ class SweepConfig(BaseModel):
     @field_validator("axes")
     @classmethod
     def _axes_parse(cls, axes: list[str]) -> list[str]:
-        names = [parse_axis(a)[0] for a in axes]
-        if len(set(names)) != len(names):
-            raise ValueError("a key is swept twice")
         if not axes:
             raise ValueError("nothing to sweep: give at least one --set KEY=v1,v2,...")
-        return axes
+        return check_axes(axes)
 
     def points(self) -> list[dict[str, str]]:
         """Every combination of axis values, as {key: value}."""
-        parsed = [parse_axis(a) for a in self.axes]
-        combos = itertools.product(*[vals for _, vals in parsed])
-        return [dict(zip([n for n, _ in parsed], c, strict=True)) for c in combos]
+        return axis_grid(self.axes)
 
     def point_config(self, point: dict[str, str]) -> dict[str, Any]:
         sets = [*self.sets, *(f"{k}={v}" for k, v in point.items())]
