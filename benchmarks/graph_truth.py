@@ -22,7 +22,7 @@ from conceptweb.analysis.reasoning import load_graph
 from conceptweb.analysis.stats import mean_ci
 from conceptweb.experiments.conet_demo import DemoConfig, run_demo
 from conceptweb.llm.graph import GraphSettings, build_graph
-from conceptweb.llm.truth import score_token_graph, split_information
+from conceptweb.llm.truth import per_checkpoint, score_token_graph, split_information
 from conceptweb.rundir import RunDir
 
 SIZES = [
@@ -116,15 +116,7 @@ def main() -> None:
     extra = ["H_concept_given_node", "I_concept_problem_given_node", "I_chance"]
     split = table[table["setting"].str.contains("K=2N")]
     print(split[["seed", "step", *extra]].to_string(index=False, float_format="{:.3f}".format))
-    per_ck = table.groupby(["setting", "step"], sort=False).agg(
-        purity_mean=("purity", "mean"),
-        purity_min=("purity", "min"),
-        f1_mean=("edge_f1", "mean"),
-        f1_min=("edge_f1", "min"),
-        k_diff_mean=("abs_k_diff", "mean"),
-        k_diff_max=("abs_k_diff", "max"),
-        true_edges=("n_true_edges", "mean"),
-    )
+    per_ck = per_checkpoint(table, ["setting", "step"])
     print(per_ck.to_string(float_format=lambda x: f"{x:.3f}"))
     summary = []
     for setting, g in table.groupby("setting", sort=False):

@@ -188,8 +188,7 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
 def pretrain(dc: DemoConfig, neighbors: np.ndarray, seed: int, out: Path) -> dict[str, Any]:
     """Build a transformer and a tokenizer locally and pre-train it on random walks (SFT)."""
     from conceptweb.llm.config import ScratchModelConfig
-    from conceptweb.llm.heat import run_sft
-    from conceptweb.llm.models import build_scratch_model, build_wordlevel_tokenizer, save_model
+    from conceptweb.llm.models import build_wordlevel_tokenizer
 
     if (out / "config.json").is_file():
         return json.loads((out / "pretrain.json").read_text())
@@ -202,38 +201,63 @@ def pretrain(dc: DemoConfig, neighbors: np.ndarray, seed: int, out: Path) -> dic
         intermediate_size=4 * dc.hidden,
         max_position_embeddings=2 * dc.L + 16,
     )
-    model = build_scratch_model(scratch, tokenizer, seed=seed)
     rows = pretraining_rows(neighbors, dc.pretrain_walks, dc.L, np.random.default_rng([seed, 21]))
     steps = max(1, dc.pretrain_epochs * dc.pretrain_walks // dc.pretrain_batch)
-    t0 = time.perf_counter()
-    trainer = run_sft(
-        model,
-        tokenizer,
-        rows,
-        steps=steps,
-        learning_rate=dc.pretrain_lr,
-        batch_size=dc.pretrain_batch,
-        max_length=dc.L + 16,
-        output_dir=out / "sft",
-        seed=seed,
-        bf16=False,
-        lr_scheduler_type="cosine",
-    )
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     info = {
         "steps": steps,
         "walks": dc.pretrain_walks,
         "hit_fraction": float(
             np.mean([r["completion"].split()[-1] == r["prompt"].split()[3] for r in rows])
         ),
+    }
+    info.update(
+        sft_from_scratch(
+            scratch, tokenizer, rows, steps, dc.pretrain_lr, dc.pretrain_batch, dc.L + 16, out, seed
+        )
+    )
+    atomic_write_json(out / "pretrain.json", info)
+    return info
+
+
+def sft_from_scratch(
+    scratch: Any,
+    tokenizer: Any,
+    rows: list[dict[str, str]],
+    steps: int,
+    lr: float,
+    batch: int,
+    max_length: int,
+    out: Path,
+    seed: int,
+) -> dict[str, Any]:
+    """A model built locally (ScratchModelConfig), SFT on prompt-completion rows (cosine
+    schedule), saved with its tokenizer to `out`; returns losses, seconds and size."""
+    from conceptweb.llm.heat import run_sft
+    from conceptweb.llm.models import build_scratch_model, save_model
+
+    model = build_scratch_model(scratch, tokenizer, seed=seed)
+    t0 = time.perf_counter()
+    trainer = run_sft(
+        model,
+        tokenizer,
+        rows,
+        steps=steps,
+        learning_rate=lr,
+        batch_size=batch,
+        max_length=max_length,
+        output_dir=out / "sft",
+        seed=seed,
+        bf16=False,
+        lr_scheduler_type="cosine",
+    )
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    save_model(model, tokenizer, out)
+    return {
         "loss_first": float(losses[0]) if losses else math.nan,
         "loss_last": float(np.mean(losses[-10:])) if losses else math.nan,
         "seconds": time.perf_counter() - t0,
         "n_params": int(sum(p.numel() for p in model.parameters())),
     }
-    save_model(model, tokenizer, out)
-    atomic_write_json(out / "pretrain.json", info)
-    return info
 
 
 def walk_quality(

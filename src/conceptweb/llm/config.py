@@ -75,8 +75,9 @@ class DataConfig(_Strict):
 
     train: str = Field(
         "deepscaler",
-        description="a dataset name (deepscaler, math500, minerva, aime24, aime25, synthetic-arith) "
-        "or a local .jsonl file with the fields question/answer/solution",
+        description="a dataset name (deepscaler, math500, minerva, aime24, aime25, "
+        "synthetic-arith, synthetic-chain) or a local .jsonl file with the fields "
+        "question/answer/solution",
     )
     question_field: str | None = Field(None, description="override the question field's name")
     answer_field: str | None = Field(None, description="override the answer field's name")

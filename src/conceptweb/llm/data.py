@@ -70,7 +70,14 @@ DATASETS: dict[str, DatasetSpec] = {
         note="30 AIME 2025 problems",
     ),
 }
-SYNTHETIC = {"synthetic-arith": "100 one-digit additions 'a + b =' generated locally (no download)"}
+SYNTHETIC = {
+    "synthetic-arith": "100 one-digit additions 'a + b =' generated locally (no download)",
+    "synthetic-chain": "200 chains of 2-4 operations mod 10 written as sentences, generated locally",
+}
+CHAIN_OPS = ("add", "subtract", "double", "square")
+CHAIN_CONCEPTS = ("start", *CHAIN_OPS, "answer")
+CHAIN_DOMINANT = {"start": "add", "add": "double", "double": "square", "square": "subtract"}
+CHAIN_DOMINANT["subtract"] = "add"
 ALIASES = {
     "math-500": "math500",
     "aime2024": "aime24",
@@ -210,6 +217,40 @@ def synthetic_arith() -> list[dict[str, Any]]:
     ]
 
 
+def chain_apply(op: str, x: int, k: int) -> int:
+    """One operation of `synthetic-chain`, mod 10."""
+    return {"add": x + k, "subtract": x - k, "double": 2 * x, "square": x * x}[op] % 10
+
+
+def synthetic_chain(n: int = 200, seed: int = 0, p_dominant: float = 0.7) -> list[dict[str, Any]]:
+    """Chained arithmetic mod 10: 'start 3 , add 4 , double .' and its worked solution.
+
+    Solution: 'start 3 . add 4 gives 7 . double gives 4 . answer 4 .': one sentence per step,
+    whose first word is its concept (start, an operation, answer). 2 to 4 operations; each is
+    the previous one's dominant successor (CHAIN_DOMINANT) with probability p_dominant, else
+    one of the others, so the true concept web has structure. Seeded; no download.
+    """
+    rng = np.random.default_rng([seed, 31])
+    rows = []
+    for _ in range(n):
+        x, prev = int(rng.integers(10)), "start"
+        question, steps = [f"start {x}"], [f"start {x} ."]
+        for _ in range(int(rng.integers(2, 5))):
+            others = [o for o in CHAIN_OPS if o not in (CHAIN_DOMINANT[prev], prev)]
+            op = CHAIN_DOMINANT[prev] if rng.random() < p_dominant else str(rng.choice(others))
+            k = int(rng.integers(1, 10)) if op in ("add", "subtract") else 0
+            x = chain_apply(op, x, k)
+            arg = f" {k}" if k else ""
+            question.append(f"{op}{arg}")
+            steps.append(f"{op}{arg} gives {x} .")
+            prev = op
+        steps.append(f"answer {x} .")
+        rows.append(
+            {"problem": " , ".join(question) + " :", "answer": str(x), "solution": " ".join(steps)}
+        )
+    return rows
+
+
 def load_problems(
     source: str,
     *,
@@ -246,7 +287,13 @@ def load_problems(
         name = Path(source).name
     else:
         name = canonical_name(source)
-        rows = synthetic_arith() if name in SYNTHETIC else _rows_from_hub(DATASETS[name], name)
+        rows = (
+            synthetic_chain()
+            if name == "synthetic-chain"
+            else synthetic_arith()
+            if name in SYNTHETIC
+            else _rows_from_hub(DATASETS[name], name)
+        )
         spec = DATASETS.get(name, DatasetSpec("", "", "problem", "answer", "solution"))
         q_field = question_field or spec.question
         a_field = answer_field or spec.answer or "answer"

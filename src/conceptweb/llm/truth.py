@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,18 @@ def true_nodes(texts: pd.Series) -> np.ndarray:
         [int(m.group(1)) if (m := NODE.match(str(t).strip())) else -1 for t in texts],
         dtype=np.int64,
     )
+
+
+def chain_concepts(texts: pd.Series) -> np.ndarray:
+    """The concept of each `synthetic-chain` sentence: its first word's index in CHAIN_CONCEPTS
+    (start, add, subtract, double, square, answer); anything else -> -1."""
+    from conceptweb.llm.data import CHAIN_CONCEPTS
+
+    index = {w: i for i, w in enumerate(CHAIN_CONCEPTS)}
+    return np.array([index.get((str(t).split() or [""])[0], -1) for t in texts], dtype=np.int64)
+
+
+Labeler = Callable[[pd.Series], np.ndarray]
 
 
 def purity(concepts: np.ndarray, labels: np.ndarray) -> tuple[float, dict[int, int]]:
@@ -59,10 +72,17 @@ def edge_f1(found: set[tuple[int, int]], true: set[tuple[int, int]]) -> float:
 
 
 def score_checkpoint(
-    steps: pd.DataFrame, edges: pd.DataFrame, tau: float, column: str = "concept"
+    steps: pd.DataFrame,
+    edges: pd.DataFrame,
+    tau: float,
+    column: str = "concept",
+    labeler: Labeler = true_nodes,
 ) -> dict[str, Any]:
-    """Purity, edge F1 and <k> of one checkpoint's extracted web against the true nodes' web."""
-    labels = true_nodes(steps["text"])
+    """Purity, edge F1 and <k> of one checkpoint's extracted web against the true labels' web.
+
+    `labeler` gives each step text its true concept (CoNet nodes by default; -1 = other).
+    """
+    labels = labeler(steps["text"])
     pur, majority = purity(steps[column].to_numpy(), labels)
     if column == "concept":
         web = web_from_edges(edges, tau)
@@ -90,7 +110,11 @@ def score_checkpoint(
 
 
 def score_token_graph(
-    steps: pd.DataFrame, edges: pd.DataFrame, tau: float = 0.5, column: str = "concept"
+    steps: pd.DataFrame,
+    edges: pd.DataFrame,
+    tau: float = 0.5,
+    column: str = "concept",
+    labeler: Labeler = true_nodes,
 ) -> pd.DataFrame:
     """One row per checkpoint: step, purity, edge_f1, k_extracted, k_true, k_diff, ..."""
     rows = []
@@ -98,11 +122,28 @@ def score_token_graph(
         row = {"step": step}
         row.update(
             score_checkpoint(
-                steps[steps["step"] == step], edges[edges["step"] == step], tau, column
+                steps[steps["step"] == step], edges[edges["step"] == step], tau, column, labeler
             )
         )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def per_checkpoint(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Over seeds, per group: mean and min purity and F1, mean and max |<k> - true <k>|."""
+    return (
+        table.assign(abs_k_diff=table["k_diff"].abs())
+        .groupby(by, sort=False)
+        .agg(
+            purity_mean=("purity", "mean"),
+            purity_min=("purity", "min"),
+            f1_mean=("edge_f1", "mean"),
+            f1_min=("edge_f1", "min"),
+            k_diff_mean=("abs_k_diff", "mean"),
+            k_diff_max=("abs_k_diff", "max"),
+            true_edges=("n_true_edges", "mean"),
+        )
+    )
 
 
 def _cond_entropy(a: np.ndarray, given: np.ndarray) -> float:
