@@ -14,10 +14,46 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from conceptweb.experiments.chain_text import ChainConfig, run_chain
 from conceptweb.llm.truth import per_checkpoint
+
+
+def worked_solution_purity(model_dir: Path, ks: list[int], n: int = 400) -> pd.DataFrame:
+    """Purity of the concepts of clean worked solutions (not the model's own text), represented
+    by `model_dir`'s hidden states at each candidate layer, for several numbers of concepts."""
+    from conceptweb.llm.data import synthetic_chain
+    from conceptweb.llm.graph import (
+        PATTERNS,
+        auto_layers,
+        fit_codebook,
+        hidden_step_vectors,
+        load_checkpoint_model,
+        model_depth,
+        prepare_matrix,
+        segment,
+    )
+    from conceptweb.llm.truth import chain_concepts, purity
+
+    model, tok = load_checkpoint_model(model_dir)
+    layers = auto_layers(model_depth(model_dir))
+    items, texts = [], []
+    for r in synthetic_chain(n, seed=7):
+        sol = " " + r["solution"]
+        spans = segment(sol, PATTERNS["sentence"])
+        items.append((r["problem"], sol, spans))
+        texts += [sol[a:b] for a, b in spans]
+    V = np.concatenate(hidden_step_vectors(model, tok, items, layers, 64))
+    y = chain_concepts(pd.Series(texts))
+    rows = []
+    for i, layer in enumerate(layers):
+        X = prepare_matrix(V[:, i], True)
+        for k in ks:
+            c = fit_codebook(X, k, 0, len(X)).predict(X)
+            rows.append({"layer": layer, "K": k, "purity": purity(c, y)[0], "steps": len(y)})
+    return pd.DataFrame(rows)
 
 
 def main() -> None:
@@ -25,6 +61,11 @@ def main() -> None:
     ap.add_argument("--out", default="runs/chain-text")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--set", action="append", default=[], help="ChainConfig field=value")
+    ap.add_argument(
+        "--worked",
+        action="store_true",
+        help="also: purity on clean worked solutions represented by each seed's SFT model",
+    )
     args = ap.parse_args()
     over = dict(kv.split("=", 1) for kv in args.set)
     cfg = ChainConfig.model_validate(over)
@@ -41,6 +82,11 @@ def main() -> None:
     per_ck.insert(0, "reward", table.groupby("step")["reward"].mean())
     print(per_ck.to_string(float_format="{:.3f}".format))
     table.to_csv(Path(args.out) / "chain_text.csv", index=False)
+    if args.worked:
+        for seed in range(args.seeds):
+            clean = worked_solution_purity(Path(args.out) / f"seed{seed}" / "sft", [6, 12, 24, 48])
+            print(f"seed {seed}, worked solutions by the SFT model:")
+            print(clean.to_string(index=False, float_format="{:.3f}".format))
 
 
 if __name__ == "__main__":
