@@ -230,7 +230,7 @@ def sweep(
     if not quiet:
         shown = ("final_reward", "two_stage.knee_step", "v_shape.is_v", "web.final_avg_degree")
         cols = ["run", *(parse_axis(a)[0] for a in sw.cfg.axes), *(c for c in shown if c in table)]
-        console.print(table[cols].to_string(index=False), highlight=False)
+        console.print(table[cols].to_string(index=False), highlight=False, soft_wrap=True)
         where_to = f"results: {out / 'results.parquet'} (and results.csv)"
         console.print(where_to, highlight=False, soft_wrap=True)
 
