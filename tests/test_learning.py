@@ -1,10 +1,12 @@
-"""GRPO, SFT and Adam: gradients against finite differences, and the zero-advantage rule."""
+"""GRPO and every registered estimator, SFT and Adam: gradients against finite differences and a
+brute-force loop, and the zero-advantage rule."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from conceptweb.algorithms.estimators import ESTIMATORS, make_estimator
 from conceptweb.algorithms.grpo import group_advantages, grpo_loss_and_grad, grpo_update
 from conceptweb.algorithms.optim import Adam
 from conceptweb.algorithms.sft import SFTBatch, sft_loss_and_grad, sft_update
@@ -34,6 +36,25 @@ def setting():
     return g, logits, ro
 
 
+def _walk_weight(name: str, ro, m: int, cfg: GRPOConfig) -> float:
+    """The loss weight of each token of walk m under estimator `name`, written out."""
+    M, L = ro.nodes.shape
+    if name == "dr_grpo":
+        return 1.0 / (M * L)
+    if name == "reinforce":
+        return 1.0 / M
+    if name.startswith("reinforce_pp"):
+        return 1.0 / ro.lengths.sum()
+    if name == "dapo":
+        r = ro.rewards.reshape(-1, ro.G)
+        keep = np.repeat(r.min(axis=1) != r.max(axis=1), ro.G)
+        return float(keep[m]) / ro.lengths[keep].sum()
+    if cfg.length_norm:
+        return 1.0 / (M * ro.lengths[m])
+    return 1.0 / ro.lengths.sum()
+
+
+@pytest.mark.parametrize("estimator", list(ESTIMATORS))
 @pytest.mark.parametrize(
     "cfg_kwargs, T, clipped, ref",
     [
@@ -43,10 +64,13 @@ def setting():
         ({"clip_eps": 0.1}, 1.0, True, False),
     ],
 )
-def test_grpo_gradient_matches_finite_differences(setting, cfg_kwargs, T, clipped, ref, engine):
+def test_grpo_gradient_matches_finite_differences(
+    setting, cfg_kwargs, T, clipped, ref, engine, estimator
+):
     _, logits, ro = setting
-    cfg = GRPOConfig(**cfg_kwargs)
-    adv = group_advantages(ro.rewards, ro.G, cfg.adv_eps)
+    cfg = GRPOConfig(estimator=estimator, **cfg_kwargs)
+    est = make_estimator(estimator)
+    adv = est.advantages(ro, cfg)
     assert np.any(adv != 0)
     old = None
     if clipped:
@@ -56,34 +80,41 @@ def test_grpo_gradient_matches_finite_differences(setting, cfg_kwargs, T, clippe
     ref_lp = log_softmax(np.zeros_like(logits), T) if ref else None
 
     def loss(x):
-        return grpo_loss_and_grad(x, T, ro, adv, cfg, old, ref_lp, engine=engine)[0]
+        return grpo_loss_and_grad(x, T, ro, adv, cfg, old, ref_lp, engine=engine, estimator=est)[0]
 
-    _, grad, stats = grpo_loss_and_grad(logits, T, ro, adv, cfg, old, ref_lp, engine=engine)
+    _, grad, stats = grpo_loss_and_grad(
+        logits, T, ro, adv, cfg, old, ref_lp, engine=engine, estimator=est
+    )
     np.testing.assert_allclose(grad, _fd_grad(loss, logits), atol=1e-6)
     if clipped:
         assert 0 < stats["clip_frac"] < 1  # the clipped branch was exercised
 
 
-def test_vanilla_policy_gradient_by_brute_force(engine):
+@pytest.mark.parametrize("estimator", list(ESTIMATORS))
+@pytest.mark.parametrize("length_norm", [True, False])
+def test_vanilla_policy_gradient_by_brute_force(engine, estimator, length_norm):
     """Without clipping, the gradient is sum_tokens w * A * d log pi(a|s) computed token by token."""
     rng = np.random.default_rng(0)
     g = random_regular_graph(10, 3, seed=0)
     logits = rng.normal(0, 1, (10, 3))
     ro = sample_rollouts(
-        g.neighbors, softmax(logits), np.array([0, 4]), np.array([9, 2]), 5, 6, rng
+        g.neighbors, softmax(logits), np.array([0, 4, 7]), np.array([9, 2, 1]), 5, 6, rng
     )
-    cfg = GRPOConfig()
-    adv = group_advantages(ro.rewards, ro.G, cfg.adv_eps)
+    ro.success[10:] = True  # the third group is all right: no signal (DAPO drops it)
+    cfg = GRPOConfig(estimator=estimator, length_norm=length_norm)
+    est = make_estimator(estimator)
+    adv = est.advantages(ro, cfg)
     expected = np.zeros_like(logits)
     p = softmax(logits)
-    M = ro.lengths.size
-    for m in range(M):
+    for m in range(ro.lengths.size):
+        w = _walk_weight(estimator, ro, m, cfg)
         for t in range(ro.lengths[m]):
             i, a = ro.nodes[m, t], ro.actions[m, t]
             d = -p[i].copy()
             d[a] += 1
-            expected[i] -= adv[m] / (M * ro.lengths[m]) * d
-    _, grad, _ = grpo_loss_and_grad(logits, 1.0, ro, adv, cfg, engine=engine)
+            expected[i] -= adv[m] * w * d
+    _, grad, _ = grpo_loss_and_grad(logits, 1.0, ro, adv, cfg, engine=engine, estimator=est)
+    assert np.abs(expected).max() > 1e-3  # some walk carries a signal
     np.testing.assert_allclose(grad, expected, atol=1e-12)
 
 

@@ -130,6 +130,15 @@ class GRPOConfig(_Strict):
     lr: float = Field(0.1, gt=0, description="Adam learning rate")
     epochs: int = Field(1, ge=1, description="inner epochs per batch (PPO clipping when > 1)")
     clip_eps: float = Field(0.2, gt=0, description="PPO clip range")
+    clip_eps_high: float = Field(
+        0.28, gt=0, description="upper clip range of the 'dapo' estimator (clip-higher)"
+    )
+    resample_rounds: int = Field(
+        3,
+        ge=0,
+        description="'dapo' dynamic sampling: rounds of resampling the groups whose rewards "
+        "are all right or all wrong (0: only drop them from the loss)",
+    )
     kl_coef: float = Field(
         0.0, ge=0, description="weight of KL(pi || pi_ref), pi_ref = initial policy"
     )

@@ -166,6 +166,13 @@ CHECKPOINT_ARRAYS: tuple[ArraySpec, ...] = (
     ArraySpec("heat_adam_v", "f", ("N", "K"), "", "optional"),
     ArraySpec("heat_adam_t", "i", (), "", "optional"),
     ArraySpec("heat_lr", "f", (), "heating Adam's learning rate", "optional"),
+    ArraySpec(
+        "estimator_state",
+        "f",
+        ("b",),
+        "the estimator's running state (REINFORCE's per-problem baseline)",
+        "optional",
+    ),
 )
 CHECKPOINT_SCHEMA_VERSION = 2
 _SPECS = {s.name: s for s in CHECKPOINT_ARRAYS}
@@ -197,6 +204,7 @@ class TrainerArrays:
     rl_adam: AdamState
     sft_adam: AdamState | None = None
     heat_adam: AdamState | None = None
+    estimator_state: np.ndarray | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -275,6 +283,8 @@ class Checkpoint:
                     a[f"{prefix}_adam_t"] = np.array(st.t)
             if tr.heat_adam is not None and tr.heat_adam.lr is not None:
                 a["heat_lr"] = np.array(tr.heat_adam.lr)
+            if tr.estimator_state is not None:
+                a["estimator_state"] = np.asarray(tr.estimator_state, dtype=np.float64)
         check_arrays(a, "being saved")
         return a
 
@@ -310,6 +320,11 @@ class Checkpoint:
                 rl_adam=_adam(a, "rl"),
                 sft_adam=_adam(a, "sft") if "sft_adam_m" in a else None,
                 heat_adam=_adam(a, "heat") if "heat_adam_m" in a else None,
+                estimator_state=(
+                    np.array(a["estimator_state"], dtype=np.float64)
+                    if "estimator_state" in a
+                    else None
+                ),
             )
         return cls(
             step=int(a["step"]) if "step" in a else -1,

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from conceptweb.algorithms.callbacks import Callback, StepHook, default_callbacks
-from conceptweb.algorithms.estimators import make_estimator
+from conceptweb.algorithms.estimators import Estimator, Resample, make_estimator
 from conceptweb.algorithms.grpo import grpo_update
 from conceptweb.algorithms.heating import (
     HEATING_OPERATORS,
@@ -118,6 +118,7 @@ class TrainState:
         self.n_heats = 0
         self.own_paths = np.full((len(world.tracked), cfg.model.L + 1), -1, dtype=np.int32)
         self.sft_problems = np.zeros(0, dtype=np.int64)
+        self.estimator = make_estimator(cfg.grpo.estimator)  # may keep a running state
 
     @classmethod
     def from_checkpoint(cls, cfg: RunConfig, ck: Checkpoint, first: Checkpoint) -> TrainState:
@@ -138,6 +139,7 @@ class TrainState:
         state.n_heats = arrays.n_heats
         state.own_paths = arrays.own_paths
         state.sft_problems = arrays.sft_problems
+        state.estimator.load_state(arrays.estimator_state)
         return state
 
     def to_checkpoint(self, world: World, cfg: RunConfig) -> Checkpoint:
@@ -155,6 +157,7 @@ class TrainState:
             rl_adam=self.rl_opt.state(),
             sft_adam=self.sft_opt.state() if keep_sft else None,
             heat_adam=heat_opt.state(with_lr=True) if heat_opt is not None else None,
+            estimator_state=self.estimator.state(),
         )
         return Checkpoint(
             step=self.step,
@@ -224,7 +227,7 @@ class Trainer:
             raise ConceptwebError("anneal.mode 'auto' needs a frustration detector as trigger")
         self.trigger = trigger if config.anneal.mode != "off" else None
         self.engine = self._choose_engine()
-        self.estimator = make_estimator(config.grpo.estimator)
+        make_estimator(config.grpo.estimator)  # an unknown name fails here, before any work
         self.operator = HEATING_OPERATORS.get(config.anneal.heat.operator)()
         self.callbacks = list(default_callbacks(run) if callbacks is None else callbacks)
         if on_step is not None:
@@ -285,6 +288,11 @@ class Trainer:
     @property
     def step(self) -> int:
         return self.state.step
+
+    @property
+    def estimator(self) -> Estimator:
+        """The policy-gradient estimator (part of the state: it may keep a running baseline)."""
+        return self.state.estimator
 
     def phase_of(self, step: int) -> str:
         if step <= self.cfg.sft.steps:
@@ -355,7 +363,9 @@ class Trainer:
             upd = grpo_update(
                 state.logits,
                 T,
-                select_rollouts(walks, np.arange(Q)),
+                self.estimator.refill(
+                    select_rollouts(walks, np.arange(Q)), self._resampler(probs), cfg.grpo
+                ),
                 cfg.grpo,
                 state.rl_opt,
                 state.ref_log_probs,
@@ -375,6 +385,23 @@ class Trainer:
         return row
 
     # -- update and trigger ---------------------------------------------------------------------
+    def _resampler(self, probs: np.ndarray) -> Resample:
+        """Fresh walks of given training problems under `probs` (the estimator's refill)."""
+        cfg, tracked = self.cfg, self.world.tracked
+
+        def resample(problems: np.ndarray) -> Rollouts:
+            return self.engine.sample(
+                self.world.graph.neighbors,
+                probs,
+                tracked.sources[problems],
+                tracked.targets[problems],
+                cfg.grpo.G,
+                cfg.model.L,
+                self.state.rng,
+            )
+
+        return resample
+
     def _heat_update(self, walks: Rollouts, T: float) -> dict[str, float]:
         """One step of the heating operator: only the selected problems, its own fresh Adam."""
         state = self.state

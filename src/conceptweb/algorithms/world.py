@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from conceptweb.algorithms.estimators import select_groups
 from conceptweb.config import RunConfig, parse_problem_spec
 from conceptweb.errors import ConceptwebError
 from conceptweb.model.engines import RolloutEngine, get_engine
@@ -61,20 +62,10 @@ class World:
 
 def select_rollouts(rollouts: Rollouts, problems: np.ndarray) -> Rollouts:
     """The walks of the given problems only, renumbered 0..len(problems)-1."""
-    G = rollouts.G
     problems = np.asarray(problems, dtype=np.int64)
     if np.array_equal(problems, np.arange(rollouts.n_problems)):
         return rollouts  # all of them, in order: keep the arrays (and their cached tokens)
-    idx = (problems[:, None] * G + np.arange(G)[None, :]).ravel()
-    return Rollouts(
-        np.repeat(np.arange(problems.size, dtype=np.int64), G),
-        rollouts.nodes[idx],
-        rollouts.actions[idx],
-        rollouts.lengths[idx],
-        rollouts.success[idx],
-        int(problems.size),
-        G,
-    )
+    return select_groups(rollouts, problems)
 
 
 def evaluate(
