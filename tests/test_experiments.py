@@ -248,3 +248,27 @@ def test_reproduction_refuses_a_directory_with_other_settings(tmp_path):
     (tmp_path / "other" / "x.txt").write_text("mine")
     with pytest.raises(ConceptwebError, match="not a reproduction"):
         Suite.open_or_create(tmp_path / "other", SuiteConfig.quick_version())
+
+
+def test_reproduce_sizes_from_the_command_line(tmp_path):
+    """--size sets the suite's sizes (a sparse-only core for the v3 claims); mistakes exit 2."""
+    from typer.testing import CliRunner
+
+    from conceptweb.experiments.reproduce import Suite, SuiteConfig
+    from conceptweb.interfaces.cli import app
+
+    sizes = ["N=60", "seeds=2", "steps=40", "core_presets=sparse", "phase_K=4,8"]
+    cfg = SuiteConfig.with_sizes(False, sizes, sections=["core"])
+    assert cfg.core_presets == ["sparse"] and cfg.phase_K == [4, 8] and not cfg.quick
+    assert SuiteConfig.with_sizes(True, ["seeds=2"]).N == SuiteConfig.quick_version().N
+    plans = Suite.open_or_create(tmp_path / "v3", cfg).all_jobs()
+    assert {j.label for j in plans["core"]} == {"sparse"} and len(plans["sft"]) == 2
+    args = ["reproduce", "--skip", "phase,ablation", "-q", "--out", str(tmp_path / "x")]
+    for bad, msg in (
+        ("seeds=0", "--size seeds"),
+        ("colour=red", "KEY one of"),
+        ("core_presets=tiny", "core presets must be among"),
+    ):
+        res = CliRunner().invoke(app, [*args, "--size", bad])
+        assert res.exit_code == 2 and msg in res.output, res.output
+    assert not (tmp_path / "x").exists()  # nothing written on a mistake

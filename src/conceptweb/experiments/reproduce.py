@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from conceptweb.algorithms.heating import CONTROL_HEATING, PAPER_HEATING
 from conceptweb.analysis.stats import Interval, seed_interval
@@ -45,6 +45,10 @@ class SuiteConfig(BaseModel):
 
     quick: bool = False
     N: int = Field(800, ge=10, description="nodes of every graph in the suite")
+    core_presets: list[str] = Field(
+        default_factory=lambda: list(CORE_PRESETS),
+        description="presets of the core section (the v3 claims need only sparse)",
+    )
     seeds: int = Field(5, ge=1, description="seeds per core preset")
     steps: int = Field(
         600, ge=20, description="steps of the sparse, frustrated and pretrained runs"
@@ -61,6 +65,14 @@ class SuiteConfig(BaseModel):
     ablation_seeds: int = Field(16, ge=2)
     ablation_arms: list[str] = Field(default_factory=lambda: list(DEFAULT_ARMS))
     sections: list[str] = Field(default_factory=lambda: list(SECTIONS))
+
+    @field_validator("core_presets")
+    @classmethod
+    def _known_presets(cls, presets: list[str]) -> list[str]:
+        unknown = [p for p in presets if p not in CORE_PRESETS]
+        if unknown or not presets:
+            raise ValueError(f"core presets must be among {', '.join(CORE_PRESETS)}")
+        return presets
 
     @classmethod
     def quick_version(cls, **overrides: Any) -> SuiteConfig:
@@ -87,6 +99,32 @@ class SuiteConfig(BaseModel):
         }
         return cls(**{**base, **overrides})
 
+    @classmethod
+    def with_sizes(cls, quick: bool, sizes: list[str], **overrides: Any) -> SuiteConfig:
+        """The full (or quick) suite with KEY=VALUE size overrides (lists comma-separated)."""
+        values: dict[str, Any] = {}
+        for item in sizes:
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or key not in cls.model_fields or key in ("quick", "sections"):
+                known = ", ".join(k for k in cls.model_fields if k not in ("quick", "sections"))
+                raise ConceptwebError(
+                    f"--size expects KEY=VALUE with KEY one of {known}; got {item!r}"
+                )
+            field_type = str(cls.model_fields[key].annotation)
+            values[key] = (
+                [v.strip() for v in value.split(",") if v.strip()]
+                if "list" in field_type
+                else value
+            )
+        base = cls.quick_version(**overrides) if quick else cls(**overrides)
+        try:
+            return cls.model_validate({**base.model_dump(), **values})
+        except ValidationError as e:
+            err = e.errors()[0]
+            where = ".".join(str(x) for x in err["loc"])
+            raise ConceptwebError(f"--size {where}: {err['msg']}") from None
+
 
 @dataclass(frozen=True)
 class Job:
@@ -110,7 +148,7 @@ def _cfg(preset: str, suite: SuiteConfig, seed: int, steps: int, **extra: Any) -
 
 def plan_core(suite: SuiteConfig, out: Path) -> list[Job]:
     jobs = []
-    for preset in CORE_PRESETS:
+    for preset in suite.core_presets:
         steps = suite.paper_steps if preset == "paper" else suite.steps
         for seed in range(suite.seeds):
             path = out / "runs" / preset / f"seed{seed}"

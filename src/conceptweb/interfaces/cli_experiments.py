@@ -133,6 +133,15 @@ def reproduce(
         str | None,
         typer.Option(help="comma-separated sections to leave out: core, phase, ablation"),
     ] = None,
+    size: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="override a size of the suite, KEY=VALUE (repeatable), e.g. --size seeds=3 "
+            "--size core_presets=sparse; keys: N, seeds, steps, paper_steps, core_presets, "
+            "sft_new, sft_steps, recovery_steps, phase_K, phase_Q, phase_seeds, phase_steps, "
+            "ablation_presets, ablation_seeds, ablation_arms"
+        ),
+    ] = None,
     workers: WorkersOpt = None,
     backend: BackendOpt = "process",
     address: AddressOpt = None,
@@ -156,7 +165,7 @@ def reproduce(
             f"--skip: unknown section(s) {', '.join(sorted(unknown))}; known: {', '.join(SECTIONS)}"
         )
     sections = [s for s in SECTIONS if s not in drop]
-    cfg = SuiteConfig.quick_version(sections=sections) if quick else SuiteConfig(sections=sections)
+    cfg = SuiteConfig.with_sizes(quick, size or [], sections=sections)
     where = start_backend(backend, address, workers)
     suite = Suite.open_or_create(out, cfg)
     total, pending = suite.n_runs(), suite.n_runs(pending_only=True)
