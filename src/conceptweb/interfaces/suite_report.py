@@ -331,11 +331,11 @@ def _setting(suite: Suite) -> list[Block]:
     blocks.append(
         para(
             f"{'Quick version' if cfg.quick else 'Full suite'}: N={cfg.N}; core presets "
-            f"{', '.join(CORE_PRESETS)} with {cfg.seeds} seeds each ({cfg.steps} steps, paper "
+            f"{', '.join(cfg.core_presets)} with {cfg.seeds} seeds each ({cfg.steps} steps, paper "
             f"preset {cfg.paper_steps}); SFT experiment: {cfg.sft_steps} SFT steps on "
             f"{cfg.sft_new} new problems then {cfg.recovery_steps} RLVR steps; phase diagram K "
             f"in {cfg.phase_K}, Q in {cfg.phase_Q}, {cfg.phase_seeds} seeds, {cfg.phase_steps} "
-            f"steps. {INTERVALS}"
+            f"steps. Sections run: {', '.join(cfg.sections)}. {INTERVALS}"
         )
     )
     return blocks
