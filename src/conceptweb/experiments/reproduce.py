@@ -488,7 +488,8 @@ def _col(df: pd.DataFrame, name: str) -> np.ndarray:
 def _flag(df: pd.DataFrame, name: str) -> np.ndarray:
     if name not in df:
         return np.zeros(len(df), dtype=bool)
-    return df[name].fillna(False).astype(bool).to_numpy()
+    values = df[name].to_numpy(dtype=object)
+    return np.array([v is not None and v == v and bool(v) for v in values], dtype=bool)
 
 
 def _spread(df: pd.DataFrame) -> np.ndarray:

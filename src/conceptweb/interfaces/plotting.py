@@ -39,15 +39,19 @@ def save_figure(fig: Figure, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
+    fmt = path.suffix.lstrip(".").lower() or "png"
     with atomic_path(path) as tmp:
-        fig.savefig(
-            tmp,
-            format=path.suffix.lstrip(".").lower() or "png",
-            dpi=DPI,
-            bbox_inches="tight",
-            metadata={"Software": None},
-        )
+        fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", metadata=_NO_STAMPS.get(fmt, {}))
     return path
+
+
+# metadata that would differ between two saves of the same figure, per format (each format
+# accepts its own keys; PNG's "Software" makes SVG and PDF fail)
+_NO_STAMPS: dict[str, dict[str, None]] = {
+    "png": {"Software": None},
+    "svg": {"Date": None},
+    "pdf": {"CreationDate": None},
+}
 
 
 def plot_over_steps(
