@@ -198,3 +198,24 @@ def test_trainer_reports_a_frozen_result(tmp_path):
     json.dumps(d)
     with pytest.raises(AttributeError):
         result.status = "x"  # frozen
+
+
+def test_arrow_columns_built_without_pandas_equal_pyarrows():
+    """Record columns built from buffers equal pyarrow's own conversion, nulls included."""
+    import pyarrow as pa
+
+    from conceptweb.rundir import arrow_array
+
+    cases = [
+        (np.array(["train", "new", ""]), None, pa.string()),
+        (np.array(["a", "héllo", "x"], dtype=object), np.array([True, True, False]), pa.string()),
+        (np.array([1.5, np.nan, 3.0]), np.array([True, False, True]), pa.float64()),
+        (np.array([4, 5, 6]), None, pa.int64()),
+        (np.array([True, False, True]), np.array([True, True, False]), pa.bool_()),
+    ]
+    for values, valid, kind in cases:
+        mask = None if valid is None else ~valid
+        expected = pa.array(values.tolist(), type=kind, mask=mask)
+        assert arrow_array(values, valid).equals(expected), (values, valid)
+    large = arrow_array(np.array(["rl", "sft"]), large=True)
+    assert large.equals(pa.array(["rl", "sft"], type=pa.large_string()))

@@ -108,12 +108,27 @@ def arrow_array(
     if kind == "f":
         data = np.ascontiguousarray(values, dtype=np.float64)
         return pa.Array.from_buffers(pa.float64(), n, [bitmap, pa.py_buffer(data)])
-    encoded = [str(v).encode() for v in values.tolist()]
+    data, lengths = _utf8(values)
     offsets = np.zeros(n + 1, dtype=np.int64 if large else np.int32)
-    np.cumsum([len(e) for e in encoded], out=offsets[1:])
+    np.cumsum(lengths, out=offsets[1:])
     kind_type = pa.large_string() if large else pa.string()
-    buffers = [bitmap, pa.py_buffer(offsets), pa.py_buffer(b"".join(encoded))]
-    return pa.Array.from_buffers(kind_type, n, buffers)
+    return pa.Array.from_buffers(kind_type, n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)])
+
+
+def _utf8(values: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The UTF-8 bytes of a text column, concatenated, and each value's length in bytes.
+
+    ASCII columns (the record splits and phases) are converted in bulk, the rest value by value.
+    """
+    try:
+        fixed = np.asarray(values, dtype=str).astype(np.bytes_)  # ASCII, NUL-padded
+    except UnicodeEncodeError:
+        encoded = [str(v).encode() for v in values.tolist()]
+        return b"".join(encoded), np.array([len(e) for e in encoded], dtype=np.int64)
+    width = max(fixed.dtype.itemsize, 1)
+    grid = np.frombuffer(fixed.tobytes(), dtype=np.uint8).reshape(len(fixed), width)
+    used = grid != 0
+    return grid[used].tobytes(), used.sum(axis=1)
 
 
 def arrow_table(columns: dict[str, pa.Array]) -> pa.Table:

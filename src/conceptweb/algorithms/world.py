@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,7 +34,7 @@ class World:
     new: ProblemSet
     _paths: dict[tuple[int, ...], list[np.ndarray]] = field(default_factory=dict, repr=False)
 
-    @property
+    @cached_property
     def tracked(self) -> ProblemSet:
         """Problems whose rollouts are sampled every step: training problems, then new ones."""
         return self.train.concat(self.new)
