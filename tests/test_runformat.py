@@ -219,3 +219,29 @@ def test_arrow_columns_built_without_pandas_equal_pyarrows():
         assert arrow_array(values, valid).equals(expected), (values, valid)
     large = arrow_array(np.array(["rl", "sft"]), large=True)
     assert large.equals(pa.array(["rl", "sft"], type=pa.large_string()))
+
+
+def test_text_columns_never_swallow_ctrl_c():
+    """A SIGINT that arrives while a text column is encoded still raises KeyboardInterrupt
+    (numpy's object-to-str conversion used to swallow it, and a Ctrl-C'd run went on)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from conceptweb.rundir import arrow_array
+
+    text = ["train", "new", "holdout"] * 100_000
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        for i in range(30):
+            values = np.array(text, dtype=object if i % 2 else str)
+            timer = threading.Timer(0.002 * (i + 1), os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            deadline = time.monotonic() + 5.0
+            with pytest.raises(KeyboardInterrupt):
+                while time.monotonic() < deadline:
+                    arrow_array(values)
+            timer.join()
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -118,17 +118,19 @@ def arrow_array(
 def _utf8(values: np.ndarray) -> tuple[bytes, np.ndarray]:
     """The UTF-8 bytes of a text column, concatenated, and each value's length in bytes.
 
-    ASCII columns (the record splits and phases) are converted in bulk, the rest value by value.
+    ASCII columns of numpy strings (the record splits and phases) are converted in bulk from
+    their code points, the rest value by value. Numpy's own string casts are avoided: they can
+    swallow a KeyboardInterrupt that arrives meanwhile (numpy 2.4), and Ctrl-C would be lost.
     """
-    try:
-        fixed = np.asarray(values, dtype=str).astype(np.bytes_)  # ASCII, NUL-padded
-    except UnicodeEncodeError:
-        encoded = [str(v).encode() for v in values.tolist()]
-        return b"".join(encoded), np.array([len(e) for e in encoded], dtype=np.int64)
-    width = max(fixed.dtype.itemsize, 1)
-    grid = np.frombuffer(fixed.tobytes(), dtype=np.uint8).reshape(len(fixed), width)
-    used = grid != 0
-    return grid[used].tobytes(), used.sum(axis=1)
+    if values.dtype.kind == "U" and len(values):
+        width = max(values.dtype.itemsize // 4, 1)
+        codes = np.frombuffer(np.ascontiguousarray(values).tobytes(), dtype=np.uint32)
+        if codes.size == len(values) * width and (codes.size == 0 or codes.max() < 128):
+            grid = codes.reshape(len(values), width).astype(np.uint8)  # NUL-padded
+            used = grid != 0
+            return grid[used].tobytes(), used.sum(axis=1)
+    encoded = [str(v).encode() for v in values.tolist()]
+    return b"".join(encoded), np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
 
 
 def arrow_table(columns: dict[str, pa.Array]) -> pa.Table:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.llm.conftest import require_llm_packages, tiny_config_dict
+from tests.llm.conftest import require_llm_packages, tiny_config_dict, two_process_env
 
 pytestmark = pytest.mark.llm
 require_llm_packages()
@@ -21,10 +20,9 @@ from conceptweb.rundir import RunDir  # noqa: E402
 
 def torchrun(*args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [*cmd, "-m", "conceptweb", "llm", "train", "-q", *args],
-        env=env,
+        env=two_process_env(),
         capture_output=True,
         text=True,
         timeout=900,

@@ -6,7 +6,12 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.llm.conftest import require_llm_packages
+from tests.llm.conftest import (
+    launch_failure,
+    require_llm_packages,
+    require_two_gloo_processes,
+    torchrun_two,
+)
 
 pytestmark = pytest.mark.llm
 require_llm_packages()
@@ -163,21 +168,12 @@ json.dump({"calls": g.calls, "out": [[s.text for s in grp] for grp in out]},
 def test_two_gloo_processes_split_the_prompts_and_gather_them(tmp_path) -> None:
     """torchrun with 2 CPU processes: each generates only its shard, both get every result."""
     import json
-    import os
-    import subprocess
-    import sys
 
+    require_two_gloo_processes(tmp_path)
     script = tmp_path / "shard.py"
     script.write_text(SHARD_SCRIPT)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    res = subprocess.run(
-        [*cmd, str(script), str(tmp_path)],
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr[-2000:]
+    res = torchrun_two([str(script), str(tmp_path)])
+    assert res.returncode == 0, launch_failure(res)
     r0, r1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
     assert r0["calls"] == [["p0", "p2", "p4"]] and r1["calls"] == [["p1", "p3", "p1"]]  # padded
     assert r0["out"] == r1["out"]
