@@ -272,11 +272,14 @@ def graph(
     """The concept web of each checkpoint of an LLM run, from its recorded completions.
 
     Writes RUN/graph/steps.parquet, edges.parquet and meta.json; `conceptweb analyze RUN` then
-    measures the web as for CoNet. Interrupted builds resume (per-checkpoint cache)."""
+    measures the web as for CoNet. Interrupted builds resume (per-checkpoint cache). On several
+    GPUs: `accelerate launch -m conceptweb llm graph RUN ...` (or torchrun): each process
+    represents a share of the completions, the main one fits, links and writes."""
     from conceptweb.llm import require_llm
 
     require_llm()
     from conceptweb.llm.graph import GraphSettings, build_graph
+    from conceptweb.llm.runtime import is_main_process
 
     if segment not in ("auto", "line", "paragraph", "sentence", "token", "regex"):
         raise ConceptwebError(f"unknown --segment {segment!r}")
@@ -298,12 +301,15 @@ def graph(
         threads=threads,
     )
 
+    main = is_main_process()  # one voice for all processes
+
     def progress(stage: str, done: int, total: int) -> None:
-        if not quiet:
+        if not quiet and main:
             _echo(f"{stage}: {done}/{total}")
 
     gdir = build_graph(run, settings, on_progress=progress)
-    _echo(f"concept graph written to {gdir}; analyse it with `conceptweb analyze {run}`")
+    if main:
+        _echo(f"concept graph written to {gdir}; analyse it with `conceptweb analyze {run}`")
 
 
 def _reward_for(cfg: Any, model: str) -> str:

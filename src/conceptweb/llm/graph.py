@@ -6,6 +6,11 @@ codebook (k-means) over the steps of all checkpoints so a concept keeps its iden
 training; link consecutive steps into transition counts and P(c'|c). Writes RUN/graph/ (format:
 conceptweb.analysis.reasoning). Representations are cached per checkpoint in RUN/graph/cache/,
 so an interrupted build resumes without redoing finished checkpoints.
+
+Under torchrun or `accelerate launch`, each process loads the checkpoint model (on its own GPU
+where there is one) and represents its share of the completions; the vectors are gathered to the
+main process in bounded rounds, which alone reads and writes the cache, fits the codebook, links
+and writes RUN/graph/. On one process the build is the same without any collective.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from conceptweb.analysis.reasoning import (
 )
 from conceptweb.errors import ConceptwebError
 from conceptweb.llm.recorder import HOW_TO_RECORD, read_completions
+from conceptweb.llm.runtime import Collectives
 from conceptweb.rundir import RunDir, atomic_path, atomic_savez, atomic_write_json
 
 Segmentation = Literal["auto", "line", "paragraph", "sentence", "token", "regex"]
@@ -46,6 +52,7 @@ DEFAULT_LAYER_FRACTION = 0.9
 AUTO_LAYER_FRACTIONS = (0.25, 0.5, 0.75, 0.9)
 CACHE_VERSION = 2
 SILHOUETTE_SAMPLE = 3000
+GATHER_STEPS = 8192  # steps whose vectors one gather round brings to the main process (at most)
 
 
 @dataclass
@@ -205,7 +212,11 @@ def hidden_step_vectors(
             ids_t[i, : len(s)] = torch.tensor(s, dtype=torch.long)
             mask[i, : len(s)] = 1
         with torch.inference_mode():
-            hs = model(input_ids=ids_t, attention_mask=mask, output_hidden_states=True)
+            hs = model(
+                input_ids=ids_t.to(model.device),
+                attention_mask=mask.to(model.device),
+                output_hidden_states=True,
+            )
         h = np.stack([hs.hidden_states[x].float().cpu().numpy() for x in layers], axis=2)
         for i, (_, _, spans) in enumerate(batch):
             own = owners[i]
@@ -218,8 +229,9 @@ def hidden_step_vectors(
     return out
 
 
-def load_checkpoint_model(path: Path) -> tuple[Any, Any]:
-    """(model, tokenizer) of a checkpoint directory, in eval mode; one-line error if unloadable."""
+def load_checkpoint_model(path: Path, device: Any = None) -> tuple[Any, Any]:
+    """(model, tokenizer) of a checkpoint directory, in eval mode on `device` (default: where it
+    loads, the CPU); one-line error if unloadable."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
@@ -229,6 +241,8 @@ def load_checkpoint_model(path: Path) -> tuple[Any, Any]:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConceptwebError(f"cannot load the checkpoint {path}: {first}") from None
     model.eval()
+    if device is not None:
+        model.to(device)
     return model, tokenizer
 
 
@@ -447,58 +461,144 @@ def cache_key(plan: Plan) -> dict[str, Any]:
     }
 
 
-def represent_checkpoint(plan: Plan, step: int, rows: pd.DataFrame) -> np.ndarray:
-    """Hidden-state vectors (steps, layers, size) of one checkpoint's steps, in `rows` order."""
-    model, tok = load_checkpoint_model(plan.checkpoints[step])
-    items, order = [], []
+def completion_items(
+    rows: pd.DataFrame,
+) -> tuple[list[tuple[str, str, list[tuple[int, int]]]], list[list[int]]]:
+    """The completions of one checkpoint's steps as (prompt, text, step spans), and for each the
+    positions in `rows` of its steps (in step order)."""
+    at = {idx: i for i, idx in enumerate(rows.index.tolist())}
+    items, where = [], []
     for _, g in rows.groupby(["record_step", "problem", "sample"], sort=False):
         g = g.sort_values("position")
         items.append(
             (g["prompt"].iloc[0], g["full"].iloc[0], list(zip(g["start"], g["end"], strict=True)))
         )
-        order.extend(g.index.tolist())
+        where.append([at[idx] for idx in g.index.tolist()])
+    return items, where
+
+
+def represent_checkpoint(plan: Plan, step: int, rows: pd.DataFrame) -> np.ndarray:
+    """Hidden-state vectors (steps, layers, size) of one checkpoint's steps, in `rows` order."""
+    model, tok = load_checkpoint_model(plan.checkpoints[step], _device())
+    items, where = completion_items(rows)
     vecs = hidden_step_vectors(model, tok, items, plan.layers, plan.settings.batch_size)
-    shape = vecs[0].shape[1:] if vecs else (len(plan.layers), 1)
-    out = np.zeros((len(rows), *shape), dtype=np.float32)
-    pos = {idx: i for i, idx in enumerate(rows.index.tolist())}
-    flat = np.concatenate(vecs) if vecs else np.zeros((0, *shape), np.float32)
-    for k, idx in enumerate(order):
-        out[pos[idx]] = flat[k]
+    out = np.zeros((len(rows), *vecs[0].shape[1:]), dtype=np.float32)
+    for w, v in zip(where, vecs, strict=True):
+        out[w] = v
     return out
+
+
+def gather_rounds(sizes: list[int], max_steps: int) -> list[list[int]]:
+    """Completions (by their numbers of steps) cut into rounds of consecutive ones whose steps
+    add up to at most `max_steps` (a longer completion is a round of its own)."""
+    rounds: list[list[int]] = []
+    total = 0
+    for j, n in enumerate(sizes):
+        if not rounds or total + n > max_steps:
+            rounds.append([])
+            total = 0
+        rounds[-1].append(j)
+        total += n
+    return rounds
+
+
+def represent_sharded(
+    plan: Plan, step: int, rows: pd.DataFrame, comm: Collectives
+) -> np.ndarray | None:
+    """represent_checkpoint across processes: in each round of completions (gather_rounds) the
+    process of rank r represents the r-th, (r + world)-th, ... of them, and the vectors are
+    gathered to the main process, which returns them all in `rows` order; the others get None.
+
+    Every process takes part in every round, so a process that fails says so to the others
+    before anyone waits on it: all raise (the failing one its own error).
+    """
+    items, where = completion_items(rows)
+    model = tok = None
+    out = None
+    for rnd in gather_rounds([len(w) for w in where], GATHER_STEPS):
+        mine = rnd[comm.rank :: comm.world]
+        failure, vecs = None, []
+        try:
+            if mine and model is None:
+                model, tok = load_checkpoint_model(plan.checkpoints[step], _device())
+            if mine:
+                batch = [items[j] for j in mine]
+                vecs = hidden_step_vectors(model, tok, batch, plan.layers, plan.settings.batch_size)
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after telling the others
+            failure = exc
+        reports = comm.all_gather(None if failure is None else _one_line(failure))
+        if failure is not None:
+            raise failure
+        bad = [(r, msg) for r, msg in enumerate(reports) if msg is not None]
+        if bad:
+            r, msg = bad[0]
+            raise ConceptwebError(f"process {r} failed on the checkpoint of step {step}: {msg}")
+        parts = comm.gather(list(zip(mine, vecs, strict=True)))
+        for j, v in (pair for part in parts or [] for pair in part):
+            if out is None:
+                out = np.zeros((len(rows), *v.shape[1:]), dtype=np.float32)
+            out[where[j]] = v
+    return out
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return first if isinstance(exc, ConceptwebError) else f"{type(exc).__name__}: {first}"
+
+
+def _device() -> Any:
+    """This process's device: its GPU under accelerate where there is one, else the CPU."""
+    from conceptweb.llm.runtime import distributed_state
+
+    return distributed_state().device
 
 
 def cached_vectors(
     plan: Plan,
     written: list[Path],
     on_progress: Callable[[str, int, int], None] | None = None,
-) -> np.ndarray:
+    comm: Collectives | None = None,
+) -> np.ndarray | None:
     """Representations (steps, layers, size) of every step in plan.steps order, cached per checkpoint.
 
     Cache files this call writes are appended to `written` (so a failed build can remove them).
+    On several processes (`comm`) the main process alone reads and writes the cache and gets the
+    vectors; it tells the others which checkpoints are cached, and they return None.
     """
     import json
 
+    comm = comm or Collectives()
     cache = plan.run.path / GRAPH_DIR / "cache"
-    key = cache_key(plan)
-    key_file = cache / "key.json"
-    if key_file.is_file() and json.loads(key_file.read_text()) != key:
-        shutil.rmtree(cache)
-    if not key_file.is_file():
-        atomic_write_json(key_file, key)
-        written.append(key_file)
     steps = plan.steps
-    out: np.ndarray | None = None
     cks = list(plan.checkpoints)
+    rows_of = {c: steps[steps["step"] == c] for c in cks}
+    done: list[int] = []
+    if comm.is_main:
+        key = cache_key(plan)
+        key_file = cache / "key.json"
+        if key_file.is_file() and json.loads(key_file.read_text()) != key:
+            shutil.rmtree(cache)
+        if not key_file.is_file():
+            atomic_write_json(key_file, key)
+            written.append(key_file)
+        done = [c for c in cks if _cache_holds(_cache_file(cache, c), rows_of[c])]
+    done = comm.broadcast(done)
+    out: np.ndarray | None = None
     for i, c in enumerate(cks):
-        rows = steps[steps["step"] == c]
-        f = cache / f"step_{c:06d}.npz"
+        rows, f = rows_of[c], _cache_file(cache, c)
         vecs = None
-        if f.is_file():
-            with np.load(f) as data:
-                if np.array_equal(data["ids"], _row_ids(rows)):
+        if c in done:
+            if comm.is_main:
+                with np.load(f) as data:
                     vecs = data["vectors"]
-        if vecs is None:
+        elif comm.world == 1:
             vecs = represent_checkpoint(plan, c, rows)
+        else:
+            vecs = represent_sharded(plan, c, rows, comm)
+        if not comm.is_main or vecs is None:
+            continue
+        if c not in done:
             atomic_savez(f, {"vectors": vecs.astype(np.float16), "ids": _row_ids(rows)})
             written.append(f)
         if out is None:
@@ -506,8 +606,20 @@ def cached_vectors(
         out[steps.index.get_indexer(rows.index)] = vecs
         if on_progress is not None:
             on_progress("representing steps", i + 1, len(cks))
-    assert out is not None
+    assert out is not None or not comm.is_main
     return out
+
+
+def _cache_file(cache: Path, step: int) -> Path:
+    return cache / f"step_{step:06d}.npz"
+
+
+def _cache_holds(f: Path, rows: pd.DataFrame) -> bool:
+    """Whether the cache file `f` exists and holds the vectors of exactly these steps."""
+    if not f.is_file():
+        return False
+    with np.load(f) as data:
+        return bool(np.array_equal(data["ids"], _row_ids(rows)))
 
 
 def _row_ids(rows: pd.DataFrame) -> np.ndarray:
@@ -527,10 +639,14 @@ def build_graph(
     settings: GraphSettings,
     on_progress: Callable[[str, int, int], None] | None = None,
 ) -> Path:
-    """Build RUN/graph/ (steps, edges, meta); see the module docstring. Returns the directory."""
-    from conceptweb.llm.runtime import quiet_libraries
+    """Build RUN/graph/ (steps, edges, meta); see the module docstring. Returns the directory.
+
+    Under torchrun or `accelerate launch` every process must call it; only the main one writes.
+    """
+    from conceptweb.llm.runtime import collectives, quiet_libraries
 
     quiet_libraries(settings.threads)
+    comm = collectives()
     run = RunDir.open(run_dir)
     plan = plan_graph(run, settings)
     gdir = run.path / GRAPH_DIR
@@ -538,7 +654,9 @@ def build_graph(
     written: list[Path] = []
     try:
         if settings.represent == "hidden":
-            X = cached_vectors(plan, written, on_progress)
+            X = cached_vectors(plan, written, on_progress, comm)
+            if X is None:  # not the main process: its share is gathered; it writes nothing
+                return gdir
             nan_rows = ~np.isfinite(X).all(axis=(1, 2))
             if nan_rows.any():  # steps cut off by the model's context
                 plan.steps = plan.steps[~nan_rows].reset_index(drop=True)
@@ -548,6 +666,8 @@ def build_graph(
                     X, plan.layers, settings.n_concepts, settings
                 )
             X = prepare_matrix(X[:, plan.layers.index(plan.layer)], settings.normalize)
+        elif not comm.is_main:
+            return gdir
         else:
             X = text_vectors(plan.steps)
         return write_graph(plan, X, on_progress)
@@ -555,7 +675,8 @@ def build_graph(
         # an interruption (Ctrl-C, a kill) keeps the cache of finished checkpoints for resuming
         for f in written:
             f.unlink(missing_ok=True)
-        if not existed and gdir.exists() and not any(p.is_file() for p in gdir.rglob("*")):
+        gone = not existed and gdir.exists() and not any(p.is_file() for p in gdir.rglob("*"))
+        if gone and comm.is_main:
             shutil.rmtree(gdir)
         raise
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from dataclasses import dataclass
 from typing import Any
 
 
@@ -66,6 +67,55 @@ def is_main_process() -> bool:
 def barrier() -> None:
     """Wait for every process (a no-op on one process)."""
     distributed_state().wait_for_everyone()
+
+
+@dataclass(frozen=True)
+class Collectives:
+    """This process's rank among `world` and the object collectives of a sharded job
+    (torch.distributed on the group accelerate set up; trivial on one process)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def all_gather(self, obj: Any) -> list[Any]:
+        """Every process's `obj`, in rank order, on every process."""
+        if self.world <= 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] = [None] * self.world
+        dist.all_gather_object(out, obj)
+        return out
+
+    def gather(self, obj: Any) -> list[Any] | None:
+        """Every process's `obj`, in rank order, on the main process; None on the others."""
+        if self.world <= 1:
+            return [obj]
+        import torch.distributed as dist
+
+        out: list[Any] | None = [None] * self.world if self.is_main else None
+        dist.gather_object(obj, out, dst=0)
+        return out
+
+    def broadcast(self, obj: Any) -> Any:
+        """The main process's `obj` on every process."""
+        if self.world <= 1:
+            return obj
+        import torch.distributed as dist
+
+        box = [obj]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def collectives() -> Collectives:
+    """This process's Collectives (under torchrun or `accelerate launch`, the launched group)."""
+    state = distributed_state()
+    return Collectives(int(state.process_index), int(state.num_processes))
 
 
 def free_memory() -> None:
