@@ -3,8 +3,9 @@
 Builds an LLM run of recorded CoNet walks written as text with a scratch model saved at three
 checkpoints, then times `python -m conceptweb llm graph RUN` on one process (one thread, then
 two threads) and under torchrun with two processes of one thread each; each on its own copy of
-the run (nothing cached). Prints wall and CPU seconds (all processes) and whether each graph
-equals the one-process one (steps, concepts, edges).
+the run (nothing cached). Prints the seconds until every step is represented (start-up included;
+the part split across processes), the wall and CPU seconds of the whole command (all
+processes), and whether each graph equals the one-process one (steps, concepts, edges).
 
     nice -n 10 python benchmarks/graph_processes.py --out runs/graph-processes
 """
@@ -77,17 +78,25 @@ def make_run(path: Path, walks: int, length: int, hidden: int, layers: int, seed
     run.write_table("completions", completions_frame(rows))
 
 
-def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the command and all its processes)."""
+def timed(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(seconds until every step is represented, wall seconds, CPU seconds of the command and
+    all its processes); the first from the main process's progress lines."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    represented, tail = float("nan"), []
+    assert proc.stderr is not None
+    for raw in proc.stderr:
+        line = raw.decode(errors="replace")
+        tail = [*tail[-40:], line]
+        if line.startswith("representing steps: ") and line.split(": ")[1].strip() == "3/3":
+            represented = time.perf_counter() - t
+    if proc.wait() != 0:
+        sys.exit(f"{' '.join(cmd)} failed:\n{''.join(tail)}")
     wall = time.perf_counter() - t
-    if res.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu
+    return represented, wall, cpu
 
 
 def same_graph(a: Path, b: Path) -> bool:
@@ -104,13 +113,14 @@ def main() -> None:
     ap.add_argument("--length", type=int, default=40)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--concepts", type=int, default=50)
+    ap.add_argument("--concepts", type=int, default=20)
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     base = args.out / "base"
     make_run(base, args.walks, args.length, args.hidden, args.layers, seed=0)
-    graph = ["llm", "graph", "--segment", "token", "--concepts", str(args.concepts), "--quiet"]
+    k = str(args.concepts)
+    graph = ["llm", "graph", "--segment", "token", "--concepts", k, "--sweep", k]  # no sweep
     graph += ["--batch-size", str(args.batch_size)]
     env = {**os.environ, "GLOO_SOCKET_IFNAME": "lo", "TOKENIZERS_PARALLELISM": "false"}
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -126,9 +136,12 @@ def main() -> None:
     for i, (name, (prefix, extra)) in enumerate(cases.items()):
         run = args.out / f"case{i}"
         shutil.copytree(base, run)
-        wall, cpu = timed([*prefix, *graph, str(run)], {**env, **extra})
+        represented, wall, cpu = timed([*prefix, *graph, str(run)], {**env, **extra})
         first = first or run
-        rows.append({"case": name, "wall_s": wall, "cpu_s": cpu, "same": same_graph(first, run)})
+        same = same_graph(first, run)
+        rows.append(
+            {"case": name, "represented_s": represented, "wall_s": wall, "cpu_s": cpu, "same": same}
+        )
     steps = len(pd.read_parquet(first / "graph" / "steps.parquet"))
     print(
         f"{args.walks} walks x {args.length} steps ({steps} steps over 3 checkpoints), "
