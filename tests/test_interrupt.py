@@ -86,3 +86,17 @@ def test_ctrl_c_stops_the_reproduction_suite(tmp_path):
     assert statuses and "running" not in statuses
     time.sleep(0.5)
     assert not [p for p in pids if _alive(p)]
+
+
+def test_ctrl_c_stops_a_map_and_says_how_to_resume(tmp_path):
+    out = tmp_path / "map"
+    args = ["explore", "-p", "tiny", "-s", "steps=3000", "-a", "structure=random,distinct"]
+    args += ["--seeds", "2", "--workers", "2", "--out", str(out)]
+    rc, err, pids = _interrupt(args, out)
+    assert rc == 130, err
+    assert "Resume with the same command" in err and "explore" in err
+    assert "Traceback" not in err
+    statuses = _statuses(out)
+    assert statuses and "running" not in statuses and "interrupted" in statuses
+    time.sleep(0.5)
+    assert not [p for p in pids if _alive(p)], "worker processes left behind"

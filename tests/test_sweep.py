@@ -174,3 +174,15 @@ def test_a_pool_without_numba_says_so_once(monkeypatch, capfd):
     execute(_engine_name, {i: i for i in range(4)}, 2, results.__setitem__, str)
     assert set(results.values()) == {"numpy"}
     assert capfd.readouterr().err.count("numba is not installed") == 1
+
+
+def test_workers_with_a_cluster_address_is_named_as_ignored(tmp_path):
+    """--workers cannot apply to a cluster given by --address: the user is told, not ignored."""
+    pytest.importorskip("ray")
+    sets = [x for s in [*SMALL, "steps=8", "grpo.lr=0.1,0.2"] for x in ("--set", s)]
+    argv = ["sweep", "--out", str(tmp_path / "x"), *sets, "--backend", "ray", "--workers", "2"]
+    argv += ["--address", f"ray://127.0.0.1:{_closed_port()}"]
+    res = CliRunner().invoke(app, argv)
+    assert res.exit_code == 2
+    assert "--workers 2 is ignored with --address" in res.output
+    assert not (tmp_path / "x").exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import shlex
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -129,6 +131,31 @@ def start_backend(kind: str, address: str | None, workers: int | None) -> Any:
     directory is written, so that a missing Ray or an unreachable cluster writes nothing."""
     from conceptweb.experiments.executor import Backend
 
+    if address and workers:
+        from conceptweb.interfaces.console import console
+
+        console.print(
+            f"note: --workers {workers} is ignored with --address: the cluster's CPUs set how "
+            "many runs go at once",
+            highlight=False,
+        )
     backend = Backend(kind, address)
     backend.start(workers)
     return backend
+
+
+def interruptible(job: Callable[[], None]) -> None:
+    """Run a suite; on Ctrl-C say that the pool stopped, what was kept and how to resume."""
+    from conceptweb.interfaces.console import console
+
+    try:
+        job()
+    except KeyboardInterrupt:
+        command = "conceptweb " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "the same command"
+        console.print(
+            "interrupted: workers stopped; finished runs are kept and cut runs are marked "
+            f"interrupted. Resume with the same command: {command}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None

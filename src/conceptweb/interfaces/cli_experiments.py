@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,29 +17,13 @@ from conceptweb.interfaces.cli_common import (
     WorkersOpt,
     flag,
     group,
+    interruptible,
     parse_list,
     start_backend,
     user_errors,
 )
 
 app = group()
-
-
-def _interruptible(job: Callable[[], None]) -> None:
-    """Run a suite; on Ctrl-C say that the pool stopped, what was kept and how to resume."""
-    from conceptweb.interfaces.console import console
-
-    try:
-        job()
-    except KeyboardInterrupt:
-        command = "conceptweb " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "the same command"
-        console.print(
-            "interrupted: workers stopped; finished runs are kept and cut runs are marked "
-            f"interrupted. Resume with the same command: {command}",
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(130) from None
 
 
 @app.command()
@@ -111,7 +92,7 @@ def ablate(
         with task_progress(len(pending), "ablation runs", enabled=not quiet) as advance:
             abl.run(workers, lambda arm, seed, i, n: advance(1, f"{arm} seed {seed}"), where)
 
-    _interruptible(job)
+    interruptible(job)
     report = write_ablation_report(abl)
     from conceptweb.interfaces.interactive import write_ablation_interactive
 
@@ -178,7 +159,7 @@ def reproduce(
         with task_progress(pending, "suite runs", enabled=not quiet) as advance:
             suite.run(workers=workers, on_done=lambda note: advance(1, note), backend=where)
 
-    _interruptible(job)
+    interruptible(job)
     _run_reports(suite)
     report = write_suite_report(suite)
     if not quiet:
@@ -233,7 +214,7 @@ def sweep(
         with task_progress(len(pending), "sweep runs", enabled=not quiet) as advance:
             sw.run(workers, lambda name: advance(1, name), where)
 
-    _interruptible(job)
+    interruptible(job)
     table = sw.read_results()
     atomic_write_text(out / "results.csv", table.to_csv(index=False))
     if not quiet:

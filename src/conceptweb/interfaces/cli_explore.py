@@ -16,6 +16,7 @@ from conceptweb.interfaces.cli_common import (
     SetOpt,
     WorkersOpt,
     group,
+    interruptible,
     start_backend,
     user_errors,
 )
@@ -72,8 +73,12 @@ def explore(
     where = start_backend(backend, address, workers)
     ex = Explore.open_or_create(out, cfg)
     pending = ex.pending()
-    with task_progress(len(pending), "map runs", enabled=not quiet) as advance:
-        ex.run(workers, lambda cell, seed, i, n: advance(1, f"{cell} seed {seed}"), where)
+
+    def job() -> None:
+        with task_progress(len(pending), "map runs", enabled=not quiet) as advance:
+            ex.run(workers, lambda cell, seed, i, n: advance(1, f"{cell} seed {seed}"), where)
+
+    interruptible(job)
     report = write_explore_report(ex)
     if not quiet:
         console.print(f"report: {report}")
