@@ -61,19 +61,24 @@ def _statuses(root: Path) -> list[str]:
     return [json.loads(p.read_text())["status"] for p in root.rglob("run.json")]
 
 
-@pytest.mark.parametrize("workers", ["2", "1"])
-def test_ctrl_c_stops_an_ablation_and_says_how_to_resume(tmp_path, workers):
-    out = tmp_path / "abl"
-    args = ["ablate", "-p", "tiny", "-s", "steps=3000", "-s", "eval.every=1000"]
-    args += ["--seeds", "3", "--arms", "plain,sft@auto", "--workers", workers, "--out", str(out)]
+def _assert_stopped_and_resumable(args: list[str], out: Path, command: str) -> None:
+    """Ctrl-C: exit 130, the resume command named, cut runs marked, no worker left alive."""
     rc, err, pids = _interrupt(args, out)
     assert rc == 130, err
-    assert "Resume with the same command" in err and "ablate" in err
+    assert "Resume with the same command" in err and command in err
     assert "Traceback" not in err
     statuses = _statuses(out)
     assert statuses and "running" not in statuses and "interrupted" in statuses
     time.sleep(0.5)
     assert not [p for p in pids if _alive(p)], "worker processes left behind"
+
+
+@pytest.mark.parametrize("workers", ["2", "1"])
+def test_ctrl_c_stops_an_ablation_and_says_how_to_resume(tmp_path, workers):
+    out = tmp_path / "abl"
+    args = ["ablate", "-p", "tiny", "-s", "steps=3000", "-s", "eval.every=1000"]
+    args += ["--seeds", "3", "--arms", "plain,sft@auto", "--workers", workers, "--out", str(out)]
+    _assert_stopped_and_resumable(args, out, "ablate")
 
 
 def test_ctrl_c_stops_the_reproduction_suite(tmp_path):
@@ -92,11 +97,4 @@ def test_ctrl_c_stops_a_map_and_says_how_to_resume(tmp_path):
     out = tmp_path / "map"
     args = ["explore", "-p", "tiny", "-s", "steps=3000", "-a", "structure=random,distinct"]
     args += ["--seeds", "2", "--workers", "2", "--out", str(out)]
-    rc, err, pids = _interrupt(args, out)
-    assert rc == 130, err
-    assert "Resume with the same command" in err and "explore" in err
-    assert "Traceback" not in err
-    statuses = _statuses(out)
-    assert statuses and "running" not in statuses and "interrupted" in statuses
-    time.sleep(0.5)
-    assert not [p for p in pids if _alive(p)], "worker processes left behind"
+    _assert_stopped_and_resumable(args, out, "explore")
