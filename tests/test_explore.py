@@ -12,11 +12,13 @@ from conceptweb.errors import ConceptwebError
 from conceptweb.experiments.explore import (
     PHENOMENA,
     ExploreConfig,
+    axis_margins,
     axis_sets,
     cell_name,
     cell_table,
     islands_then_web,
     judge_run,
+    paired_to_first,
     wilson,
 )
 from conceptweb.interfaces.cli import app
@@ -125,6 +127,46 @@ def test_wilson_interval_and_cell_table():
     assert r["final_reward"] == pytest.approx(0.6) and r["final_reward_lo"] < 0.6
 
 
+def _grid_results():
+    """Two axes, 3 seeds; estimator b adds 0.1 to final reward only in structure s2."""
+    rows = []
+    for est in ("a", "b", "c"):
+        for st in ("s1", "s2"):
+            for seed in range(3):
+                bump = 0.1 if (est == "b" and st == "s2") else 0.0
+                rows.append(
+                    {
+                        "estimator": est,
+                        "structure": st,
+                        "seed": seed,
+                        "final_reward": 0.5 + 0.01 * seed + 0.001 * (st == "s2") + bump,
+                        "v_shape": est == "a" and seed == 0,
+                    }
+                )
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=0)  # order must not matter
+
+
+def test_margins_pool_each_axis_value_over_the_others():
+    m = axis_margins(_grid_results(), ["estimator=a,b,c", "structure=s1,s2", "seed_like=x"])
+    assert list(m["axis"]) == ["estimator"] * 3 + ["structure"] * 2  # one-valued axes skipped
+    a = m[(m["axis"] == "estimator") & (m["value"] == "a")].iloc[0]
+    assert a["runs"] == 6 and a["v_shape_k"] == 2 and a["v_shape_n"] == 6
+    assert a["two_stage_n"] == 0  # not measured: no interval, not a zero
+
+
+def test_paired_differences_pair_by_seed_and_the_other_axes():
+    axes = ["estimator=a,b,c", "structure=s1,s2"]
+    d = paired_to_first(_grid_results(), axes, ["final_reward"]).set_index(["axis", "value"])
+    b = d.loc[("estimator", "b")]
+    assert b["reference"] == "a" and b["n"] == 6  # 2 structures x 3 seeds
+    assert b["mean_diff"] == pytest.approx(0.05)  # +0.1 in half the pairs, seed offsets cancel
+    c = d.loc[("estimator", "c")]
+    assert c["mean_diff"] == pytest.approx(0.0) and c["p_t"] == 1.0
+    assert b["p_holm"] >= b["p_t"]  # corrected over b and c
+    s2 = d.loc[("structure", "s2")]
+    assert s2["n"] == 9 and s2["mean_diff"] == pytest.approx(0.001 + 0.1 / 3)
+
+
 def test_explore_command_runs_a_small_map(tmp_path):
     out = tmp_path / "map"
     args = ["explore", "--preset", "tiny", "--axis", "structure=random,answers:2", "--seeds", "1"]
@@ -137,6 +179,9 @@ def test_explore_command_runs_a_small_map(tmp_path):
     assert sorted(results["cell"]) == ["structure=answers:2", "structure=random"]
     text = (out / "report.md").read_text()
     assert "| structure=answers:2 | 1 |" in text and (out / "figures" / "map.png").is_file()
+    assert "Per axis value, pooled" in text and "| structure | answers:2 | 1 |" in text
+    paired = pd.read_csv(out / "paired.csv")
+    assert set(paired["value"]) == {"answers:2"} and set(paired["n"]) == {1}
     res = CliRunner().invoke(app, ["explore", "--out", str(out), "-q"])  # resume: nothing to do
     assert res.exit_code == 0 and len(pd.read_parquet(out / "results.parquet")) == 2
     res = CliRunner().invoke(app, ["explore", "--axis", "graph=nope", "--out", str(tmp_path / "x")])

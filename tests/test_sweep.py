@@ -147,7 +147,12 @@ def test_sweep_command_writes_the_table_and_refuses_mistakes(tmp_path, monkeypat
 
 
 @pytest.mark.parametrize(
-    "name", ["conceptweb.experiments.executor", "conceptweb.experiments.sweep"]
+    "name",
+    [
+        "conceptweb.experiments.executor",
+        "conceptweb.experiments.sweep",
+        "conceptweb.experiments.explore",
+    ],
 )
 def test_docstring_examples(name):
     import doctest

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from conceptweb.analysis.stats import mean_ci
+from conceptweb.analysis.stats import holm, mean_ci, paired_comparison
 from conceptweb.config import config_to_dict, parse_set, resolve_config, validate_config
 from conceptweb.errors import ConceptwebError
 from conceptweb.experiments.executor import Backend, execute
@@ -29,7 +29,16 @@ from conceptweb.experiments.runs import train_run
 from conceptweb.experiments.suitedir import SuiteDir
 from conceptweb.rundir import atomic_write_table
 
-__all__ = ["PHENOMENA", "ExploreConfig", "Explore", "axis_sets", "judge_run", "cell_table"]
+__all__ = [
+    "PHENOMENA",
+    "ExploreConfig",
+    "Explore",
+    "axis_sets",
+    "judge_run",
+    "cell_table",
+    "axis_margins",
+    "paired_to_first",
+]
 
 # phenomenon -> its per-run criterion, in words (the code is judge_run)
 PHENOMENA = {
@@ -263,6 +272,17 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, mid - half), min(1.0, mid + half)
 
 
+def _counts(sub: pd.DataFrame) -> dict[str, Any]:
+    """Each phenomenon's k of n measured runs in `sub`, with a Wilson interval."""
+    row: dict[str, Any] = {}
+    for ph in PHENOMENA:
+        vals = [bool(x) for x in sub.get(ph, pd.Series(dtype=object)) if x is not None and x == x]
+        k, n = sum(vals), len(vals)
+        lo, hi = wilson(k, n)
+        row.update({f"{ph}_k": k, f"{ph}_n": n, f"{ph}_lo": lo, f"{ph}_hi": hi})
+    return row
+
+
 def cell_table(results: pd.DataFrame, cells: list[dict[str, str]]) -> pd.DataFrame:
     """Per cell: seeds, each phenomenon's count k of n measured with a Wilson interval, and
     each measure's mean with a 95% t-interval."""
@@ -270,17 +290,59 @@ def cell_table(results: pd.DataFrame, cells: list[dict[str, str]]) -> pd.DataFra
     for cell in cells:
         sub = results[results["cell"] == cell_name(cell)] if len(results) else results
         row: dict[str, Any] = {"cell": cell_name(cell), **cell, "n_seeds": int(len(sub))}
-        for ph in PHENOMENA:
-            vals = [
-                bool(x) for x in sub.get(ph, pd.Series(dtype=object)) if x is not None and x == x
-            ]
-            k, n = sum(vals), len(vals)
-            lo, hi = wilson(k, n)
-            row.update({f"{ph}_k": k, f"{ph}_n": n, f"{ph}_lo": lo, f"{ph}_hi": hi})
+        row.update(_counts(sub))
         for m in MEASURES:
             mean, lo, hi = mean_ci(sub[m].to_numpy(float)) if len(sub) else (math.nan,) * 3
             row.update({m: mean, f"{m}_lo": lo, f"{m}_hi": hi})
         rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _varied(axes: list[str]) -> list[tuple[str, list[str]]]:
+    return [(n, vals) for n, vals in (parse_axis(a) for a in axes) if len(vals) >= 2]
+
+
+def axis_margins(results: pd.DataFrame, axes: list[str]) -> pd.DataFrame:
+    """Per value of every axis with 2+ values: runs, and each phenomenon's k/n with a Wilson
+    interval, pooled over all other axes and seeds.
+
+    >>> r = pd.DataFrame({"e": ["a", "a", "b"], "seed": [0, 1, 0], "v_shape": [True, False, None]})
+    >>> axis_margins(r, ["e=a,b"])[["axis", "value", "runs", "v_shape_k", "v_shape_n"]].values.tolist()
+    [['e', 'a', 2, 1, 2], ['e', 'b', 1, 0, 0]]
+    """
+    rows = []
+    for name, vals in _varied(axes):
+        for v in vals:
+            sub = results[results[name].astype(str) == v] if len(results) else results
+            rows.append({"axis": name, "value": v, "runs": int(len(sub)), **_counts(sub)})
+    return pd.DataFrame(rows)
+
+
+def paired_to_first(
+    results: pd.DataFrame, axes: list[str], measures: list[str] = MEASURES
+) -> pd.DataFrame:
+    """Per axis with 2+ values, each other value vs the axis's first value on every measure:
+    paired differences (runs paired by seed and every other axis value), mean with a 95%
+    t-interval, paired t-test p, and p Holm-corrected over the axis's other values.
+
+    >>> r = pd.DataFrame({"e": ["a", "b"] * 3, "seed": [0, 0, 1, 1, 2, 2],
+    ...                   "final_reward": [0.5, 0.6, 0.4, 0.6, 0.5, 0.65]})
+    >>> d = paired_to_first(r, ["e=a,b"], ["final_reward"]).iloc[0]
+    >>> d["value"], int(d["n"]), round(float(d["mean_diff"]), 3)
+    ('b', 3, 0.15)
+    """
+    rows = []
+    for name, vals in _varied(axes):
+        key = [n for n, _ in (parse_axis(a) for a in axes) if n != name] + ["seed"]
+        by = {v: results[results[name].astype(str) == v].set_index(key) for v in vals}
+        for m in measures:
+            part = []
+            for v in vals[1:]:
+                a, b = by[v][m].align(by[vals[0]][m], join="inner")
+                c = paired_comparison(a.to_numpy(float), b.to_numpy(float))
+                part.append({"axis": name, "value": v, "reference": vals[0], "measure": m, **c})
+            adj = holm(np.array([r["p_t"] for r in part]))
+            rows += [{**r, "p_holm": float(h)} for r, h in zip(part, adj, strict=True)]
     return pd.DataFrame(rows)
 
 

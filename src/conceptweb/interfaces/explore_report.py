@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from conceptweb.experiments.explore import MEASURES, PHENOMENA, Explore, cell_table
+from conceptweb.experiments.explore import (
+    MEASURES,
+    PHENOMENA,
+    Explore,
+    axis_margins,
+    cell_table,
+    paired_to_first,
+)
 from conceptweb.interfaces.blocks import Block, bullets, figure, h1, h2, para, table, write_report
 from conceptweb.interfaces.plotting import new_figure, save_figure
 from conceptweb.rundir import atomic_path
@@ -57,7 +64,57 @@ def _ci(r: Any, m: str, spec: str = ".3f") -> str:
     return f"{v:{spec}} [{lo:{spec}}, {hi:{spec}}]"
 
 
-def explore_blocks(ex: Explore, table_: pd.DataFrame) -> list[Block]:
+def _counts_cells(r: Any) -> list[str]:
+    return [
+        f"{r[f'{p}_k']}/{r[f'{p}_n']} [{r[f'{p}_lo']:.2f}, {r[f'{p}_hi']:.2f}]"
+        if r[f"{p}_n"]
+        else "n/a"
+        for p in PHENOMENA
+    ]
+
+
+def margin_blocks(margins: pd.DataFrame, paired: pd.DataFrame) -> list[Block]:
+    """Per axis value pooled over the rest, and paired differences to each axis's first value."""
+    if margins.empty:
+        return []
+    rows = [
+        [str(r["axis"]), str(r["value"]), str(r["runs"]), *_counts_cells(r)]
+        for _, r in margins.iterrows()
+    ]
+    out = [
+        h2("Per axis value, pooled over the other axes"),
+        table(["axis", "value", "runs", *PHENOMENA], rows),
+    ]
+    if not paired.empty:
+        prow = [
+            [
+                f"{r['axis']}: {r['value']} - {r['reference']}",
+                str(r["measure"]),
+                str(r["n"]),
+                f"{r['mean_diff']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]",
+                f"{r['p_t']:.3g}",
+                f"{r['p_holm']:.3g}",
+            ]
+            for _, r in paired.iterrows()
+        ]
+        out += [
+            h2("Paired differences to each axis's first value"),
+            para(
+                "Runs are paired by seed and every other axis value (one factor changed); mean "
+                "difference with a 95% t-interval, paired t-test, p Holm-corrected over the "
+                "axis's other values (docs/analysis.md)."
+            ),
+            table(["comparison", "measure", "pairs", "mean difference", "p", "Holm p"], prow),
+        ]
+    return out
+
+
+def explore_blocks(
+    ex: Explore,
+    table_: pd.DataFrame,
+    margins: pd.DataFrame | None = None,
+    paired: pd.DataFrame | None = None,
+) -> list[Block]:
     """The report: setting, the criteria, one table row per cell, what appeared nowhere, the map."""
     cfg = ex.cfg
     setting = (
@@ -71,12 +128,7 @@ def explore_blocks(ex: Explore, table_: pd.DataFrame) -> list[Block]:
     head = ["cell", "seeds", *PHENOMENA, "final reward", "correct length", "forgetting / problem"]
     rows = []
     for _, r in table_.iterrows():
-        ph = [
-            f"{r[f'{p}_k']}/{r[f'{p}_n']} [{r[f'{p}_lo']:.2f}, {r[f'{p}_hi']:.2f}]"
-            if r[f"{p}_n"]
-            else "n/a"
-            for p in PHENOMENA
-        ]
+        ph = _counts_cells(r)
         rows.append(
             [
                 str(r["cell"]),
@@ -105,17 +157,33 @@ def explore_blocks(ex: Explore, table_: pd.DataFrame) -> list[Block]:
             f"{', '.join(everywhere) or 'none'}."
         ),
         figure("figures/map.png", "Phenomena per cell: seeds showing it / seeds measured."),
+        *margin_blocks(
+            pd.DataFrame() if margins is None else margins,
+            pd.DataFrame() if paired is None else paired,
+        ),
     ]
 
 
 def write_explore_report(ex: Explore) -> Path:
-    """cells.csv, figures/map.png, report.md and report.html in the map directory."""
+    """cells.csv, margins.csv, paired.csv, figures/map.png, report.md and report.html in the map
+    directory."""
     results = ex.read_results()
     table_ = cell_table(results, ex.cfg.cells())
     with atomic_path(ex.out / "cells.csv") as tmp:
         table_.to_csv(tmp, index=False)
+    margins = axis_margins(results, ex.cfg.axes) if len(results) else pd.DataFrame()
+    paired = paired_to_first(results, ex.cfg.axes) if len(results) else pd.DataFrame()
+    for name, frame in (("margins.csv", margins), ("paired.csv", paired)):
+        with atomic_path(ex.out / name) as tmp:
+            frame.to_csv(tmp, index=False)
     plot_phenomena_map(table_, ex.out / "figures" / "map.png")
-    return write_report(explore_blocks(ex, table_), ex.out)
+    return write_report(explore_blocks(ex, table_, margins, paired), ex.out)
 
 
-__all__ = ["MEASURES", "explore_blocks", "plot_phenomena_map", "write_explore_report"]
+__all__ = [
+    "MEASURES",
+    "explore_blocks",
+    "margin_blocks",
+    "plot_phenomena_map",
+    "write_explore_report",
+]
