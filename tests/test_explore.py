@@ -180,6 +180,7 @@ def test_explore_command_runs_a_small_map(tmp_path):
     text = (out / "report.md").read_text()
     assert "| structure=answers:2 | 1 |" in text and (out / "figures" / "map.png").is_file()
     assert "Per axis value, pooled" in text and "| structure | answers:2 | 1 |" in text
+    assert (out / "figures" / "margins.png").is_file()
     paired = pd.read_csv(out / "paired.csv")
     assert set(paired["value"]) == {"answers:2"} and set(paired["n"]) == {1}
     res = CliRunner().invoke(app, ["explore", "--out", str(out), "-q"])  # resume: nothing to do

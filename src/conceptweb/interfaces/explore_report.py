@@ -84,6 +84,7 @@ def margin_blocks(margins: pd.DataFrame, paired: pd.DataFrame) -> list[Block]:
     out = [
         h2("Per axis value, pooled over the other axes"),
         table(["axis", "value", "runs", *PHENOMENA], rows),
+        figure("figures/margins.png", "Phenomena per axis value, pooled over the other axes."),
     ]
     if not paired.empty:
         prow = [
@@ -165,8 +166,8 @@ def explore_blocks(
 
 
 def write_explore_report(ex: Explore) -> Path:
-    """cells.csv, margins.csv, paired.csv, figures/map.png, report.md and report.html in the map
-    directory."""
+    """cells.csv, margins.csv, paired.csv, figures/map.png and margins.png, report.md and
+    report.html in the map directory."""
     results = ex.read_results()
     table_ = cell_table(results, ex.cfg.cells())
     with atomic_path(ex.out / "cells.csv") as tmp:
@@ -177,6 +178,9 @@ def write_explore_report(ex: Explore) -> Path:
         with atomic_path(ex.out / name) as tmp:
             frame.to_csv(tmp, index=False)
     plot_phenomena_map(table_, ex.out / "figures" / "map.png")
+    if not margins.empty:
+        labelled = margins.assign(cell=margins["axis"] + "=" + margins["value"])
+        plot_phenomena_map(labelled, ex.out / "figures" / "margins.png")
     return write_report(explore_blocks(ex, table_, margins, paired), ex.out)
 
 
