@@ -179,6 +179,11 @@ class LLMHeatConfig(_Strict):
         "record them (shows in problems.parquet what heating did)",
     )
     probe_max: int = Field(256, ge=1, description="probe at most this many heated problems")
+    probe_backend: Literal["auto", "hf", "vllm"] = Field(
+        "auto",
+        description="the probe's sampler, when GRPO resumes from the heated weights: auto, "
+        "TRL's vLLM engine when grpo.use_vllm, else hf generate",
+    )
 
 
 class LLMAnnealConfig(_Strict):

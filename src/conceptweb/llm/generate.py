@@ -120,6 +120,8 @@ class HFGenerator:
     memory (`memory`: bytes, measured on the model's device when None).
     """
 
+    backend = "hf"
+
     def __init__(
         self,
         model: Any,
@@ -220,6 +222,8 @@ class VLLMGenerator:
     training weights into it (TRL's `vllm_generation.sync_weights`).
     """
 
+    backend = "vllm"
+
     def __init__(self, engine: Any, tokenizer: Any, sync: Callable[[], None] | None = None):
         self.engine, self.tokenizer, self.sync = engine, tokenizer, sync
 
@@ -258,6 +262,8 @@ class TRLVLLMGenerator:
     arguments of `generate` other than k are ignored) after loading the current weights;
     every process must call it with the same number of prompts (sample_sharded pads shards).
     """
+
+    backend = "vllm"
 
     def __init__(self, vllm_generation: Any, tokenizer: Any) -> None:
         self.vg, self.tokenizer = vllm_generation, tokenizer

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from conceptweb.llm.config import LLMRunConfig
 from conceptweb.llm.data import Problem, format_prompt
-from conceptweb.llm.generate import HFGenerator, grpo_prompt_ids, sample_scored
+from conceptweb.llm.generate import Generator, grpo_prompt_ids, sample_scored
 from conceptweb.llm.monitor import Completion, RecordBook
 from conceptweb.llm.rewards import Task
 from conceptweb.llm.runtime import device_flags, quiet_trainer
@@ -172,8 +173,7 @@ def run_sft(
 
 
 def probe(
-    model: Any,
-    tokenizer: Any,
+    generator: Generator,
     problems: list[Problem],
     task: Task,
     cfg: LLMRunConfig,
@@ -181,12 +181,11 @@ def probe(
 ) -> list[Completion]:
     """num_generations samples of each problem with the GRPO sampling settings, scored.
 
-    Every process must call: each samples its shard of the problems, and all get every result.
+    `generator` is the one GRPO's phase samples with (sentinel.training_generator: TRL's vLLM
+    engine or HF generate). Every process must call: each samples its shard of the problems,
+    and all get every result.
     """
     g = cfg.grpo
-    generator = HFGenerator(
-        model, tokenizer, batch_size=max(1, g.per_device_batch_size // g.num_generations)
-    )
     groups = sample_scored(
         generator,
         problems,
@@ -203,6 +202,22 @@ def probe(
         for p, group in zip(problems, groups, strict=True)
         for s in group
     ]
+
+
+def probe_batch_size(cfg: LLMRunConfig) -> int:
+    """Prompts per HF generate() call of the probe (at most; fewer when memory is short)."""
+    return max(1, cfg.grpo.per_device_batch_size // cfg.grpo.num_generations)
+
+
+class AtTrainBegin(TrainerCallback):  # type: ignore[misc,valid-type]
+    """Calls `fn` once when training begins: after TRL has loaded the checkpoint it resumes
+    from and built its vLLM engine, before the first update."""
+
+    def __init__(self, fn: Callable[[], None]) -> None:
+        self.fn = fn
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.fn()
 
 
 def heated_checkpoint(model: Any, tokenizer: Any, source: Path, dest: Path) -> Path:

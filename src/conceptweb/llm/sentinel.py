@@ -67,6 +67,39 @@ class Sentinel:
         ]
 
 
+def training_generator(
+    cfg: LLMRunConfig,
+    model: Any,
+    tokenizer: Any,
+    trainer: Any,
+    backend: str,
+    batch_size: int,
+    what: str = "sentinel.backend",
+) -> Generator:
+    """What to sample with inside a GRPO phase (the sentinel set, the heating probe).
+
+    TRL's vLLM engine, the one GRPO generates with (colocated or a server), loaded with the
+    policy's current weights before each use, when GRPO generates with vLLM and `backend` is
+    auto or vllm; else HF generate on the policy in memory-aware batches of at most
+    `batch_size` prompts (bf16 autocast on a GPU as configured). `what` names the setting in
+    the error for vllm without TRL's engine.
+    """
+    from conceptweb.errors import ConceptwebError
+    from conceptweb.llm.generate import HFGenerator, TRLVLLMGenerator
+
+    engine = getattr(trainer, "vllm_generation", None) if trainer is not None else None
+    if backend == "vllm" and engine is None:
+        raise ConceptwebError(f"{what} vllm needs grpo.use_vllm (TRL's vLLM engine)")
+    if engine is not None and backend != "hf":
+        return TRLVLLMGenerator(engine, tokenizer)
+    import torch
+
+    from conceptweb.llm.models import compute_dtype
+
+    autocast = compute_dtype(cfg.model) if torch.cuda.is_available() else None
+    return HFGenerator(model, tokenizer, batch_size=batch_size, autocast=autocast)
+
+
 def make_sentinel(
     cfg: LLMRunConfig,
     data: LoadedProblems,
@@ -75,24 +108,10 @@ def make_sentinel(
     tokenizer: Any,
     trainer: Any = None,
 ) -> Sentinel | None:
-    """The run's sentinel set (None when sentinel.problems is 0), with its generator:
-    TRL's vLLM engine when GRPO generates with vLLM (backend auto or vllm), else HF generate."""
+    """The run's sentinel set (None when sentinel.problems is 0), with its generator
+    (training_generator: TRL's vLLM engine when GRPO generates with vLLM, else HF generate)."""
     s = cfg.sentinel
     if s.problems == 0:
         return None
-    from conceptweb.errors import ConceptwebError
-    from conceptweb.llm.generate import HFGenerator, TRLVLLMGenerator
-
-    engine = getattr(trainer, "vllm_generation", None) if trainer is not None else None
-    if s.backend == "vllm" and engine is None:
-        raise ConceptwebError("sentinel.backend vllm needs grpo.use_vllm (TRL's vLLM engine)")
-    if engine is not None and s.backend != "hf":
-        generator: Generator = TRLVLLMGenerator(engine, tokenizer)
-    else:
-        import torch
-
-        from conceptweb.llm.models import compute_dtype
-
-        autocast = compute_dtype(cfg.model) if torch.cuda.is_available() else None
-        generator = HFGenerator(model, tokenizer, batch_size=s.batch_size, autocast=autocast)
+    generator = training_generator(cfg, model, tokenizer, trainer, s.backend, s.batch_size)
     return Sentinel(sentinel_problems(data, s.problems, cfg.seed), cfg, task, generator)

@@ -23,10 +23,12 @@ from conceptweb.llm.config import (
 )
 from conceptweb.llm.data import LoadedProblems, load_training_problems, to_rows
 from conceptweb.llm.heat import (
+    AtTrainBegin,
     SFTRecorder,
     heated_checkpoint,
     latest_own_completions,
     probe,
+    probe_batch_size,
     run_sft,
     sft_rows,
 )
@@ -59,7 +61,7 @@ from conceptweb.llm.runtime import (
     quiet_trainer,
     world_size,
 )
-from conceptweb.llm.sentinel import make_sentinel
+from conceptweb.llm.sentinel import make_sentinel, training_generator
 from conceptweb.rundir import RunDir, atomic_write_json
 
 STATE_FILE = "llm_state.json"
@@ -112,6 +114,7 @@ def prepare(cfg: LLMRunConfig) -> Setup:
         check_model_source(cfg.model.name_or_path)
     make_trigger(cfg.anneal)  # fail early if the detector is missing
     check_parallel_setup(cfg)
+    check_backends(cfg)
     if cfg.grpo.beta > 0 and cfg.grpo.reference_model is not None:
         check_model_source(cfg.grpo.reference_model)
     data = load_training_problems(cfg.data, task, cfg.seed)
@@ -175,6 +178,22 @@ def check_parallel_setup(cfg: LLMRunConfig) -> None:
             f"the sentinel set samples with HF generate, which needs whole weights, not "
             f"{sharded}'s shards: set grpo.use_vllm (TRL's vLLM engine samples it) or sentinel.problems 0"
         )
+
+
+def check_backends(cfg: LLMRunConfig) -> None:
+    """The sentinel set and the heating probe sample with TRL's vLLM engine (backend vllm)
+    only when GRPO generates with it: refuse otherwise, before anything is written."""
+    asked = {
+        "sentinel.backend": cfg.sentinel.problems > 0 and cfg.sentinel.backend == "vllm",
+        "anneal.heat.probe_backend": cfg.anneal.mode != "off"
+        and cfg.anneal.heat.probe
+        and cfg.anneal.heat.probe_backend == "vllm",
+    }
+    for name, vllm in asked.items():
+        if vllm and not cfg.grpo.use_vllm:
+            raise ConceptwebError(
+                f"{name} vllm samples with TRL's vLLM engine: set grpo.use_vllm, or {name} auto"
+            )
 
 
 def make_trigger(anneal: LLMAnnealConfig) -> Trigger | None:
@@ -473,6 +492,18 @@ class Orchestrator:
         monitor.sentinel = make_sentinel(
             cfg, self.setup.data, self.setup.task, model, tokenizer, trainer
         )
+        heat = state.heats[-1] if state.heats else None
+        if heat is not None and heat.get("probe_pending"):
+            generator = training_generator(
+                cfg,
+                model,
+                tokenizer,
+                trainer,
+                cfg.anneal.heat.probe_backend,
+                probe_batch_size(cfg),
+                "anneal.heat.probe_backend",
+            )
+            trainer.add_callback(AtTrainBegin(lambda: self._probe(heat, book, generator)))
         if cfg.report_to:  # first, so that TRL's reporters see what the monitor adds to a log
             trainer.callback_handler.callbacks.remove(monitor)
             trainer.callback_handler.callbacks.insert(0, monitor)
@@ -554,18 +585,6 @@ class Orchestrator:
             gradient_checkpointing=cfg.model.gradient_checkpointing,
         )
         last = first + h.steps - 1
-        if h.probe:
-            completions = probe(
-                model, tokenizer, chosen[: h.probe_max], self.setup.task, cfg, cfg.seed
-            )
-            per_problem = book.add_probe(last, completions)
-            row = book.row(last)
-            if row is not None:
-                row["probe_accuracy"] = float(per_problem["accuracy"].mean())
-            self.echo(
-                f"after heating, the {len(per_problem)} probed problems have mean accuracy "
-                f"{per_problem['accuracy'].mean():.3f}"
-            )
         dest = hdir / f"checkpoint-{heat['trl_step']}"
         if is_main_process():
             heated_checkpoint(model, tokenizer, source, dest)
@@ -575,6 +594,7 @@ class Orchestrator:
             first_sft_step=first,
             last_sft_step=last,
             checkpoint=str(dest.relative_to(run.path)),
+            probe_pending=bool(h.probe and chosen),  # when GRPO resumes from the heated weights
         )
         state.offset += h.steps
         state.phase = "rl"
@@ -584,6 +604,31 @@ class Orchestrator:
         book.discard_pending()
         state.save(run)
         return model, dest
+
+    def _probe(self, heat: dict[str, Any], book: RecordBook, generator: Any) -> None:
+        """Sample the heated problems from the heated weights, at the start of the GRPO phase
+        that resumes from them (with the generator GRPO's phase samples with: TRL's vLLM
+        engine or HF generate); recorded at the last heating step (phase `sft`)."""
+        cfg, run = self.cfg, self.run_dir
+        chosen = [self.setup.data.problems[q] for q in heat["problems"]]
+        completions = probe(
+            generator, chosen[: cfg.anneal.heat.probe_max], self.setup.task, cfg, cfg.seed
+        )
+        last = int(heat["last_sft_step"])
+        per_problem = book.add_probe(last, completions)
+        row = book.row(last)
+        if row is not None:
+            row["probe_accuracy"] = float(per_problem["accuracy"].mean())
+        self.echo(
+            f"after heating, the {len(per_problem)} probed problems have mean accuracy "
+            f"{per_problem['accuracy'].mean():.3f} (sampled with "
+            f"{getattr(generator, 'backend', '?')})"
+        )
+        if is_main_process():
+            book.write(run)
+        book.discard_pending()
+        heat.update(probe_pending=False, probe_backend=getattr(generator, "backend", "?"))
+        self.state.save(run)
 
     def _write_heats(self, book: RecordBook) -> None:
         recent = book.history.recent_accuracy(self.cfg.anneal.heat.recent)
