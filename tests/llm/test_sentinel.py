@@ -32,13 +32,15 @@ def test_sentinel_set_is_evaluated_every_n_steps_and_recorded(sentinel_run: Path
     run = RunDir.open(sentinel_run)
     p, m = run.read_problems(), run.read_metrics().set_index("step")
     s = p[p["phase"] == "sentinel"]
-    assert sorted(s["step"].unique()) == [2, 4]  # every 2 GRPO steps of 5
+    assert sorted(s["step"].unique()) == [0, 2, 4]  # a baseline, then every 2 GRPO steps of 5
     for step, g in s.groupby("step"):
         assert len(g) == 10 and set(g["n"]) == {6} and g["problem"].is_unique
-        assert m.loc[step, "sentinel_accuracy"] == pytest.approx(g["accuracy"].mean())
+        if step > 0:
+            assert m.loc[step, "sentinel_accuracy"] == pytest.approx(g["accuracy"].mean())
+    assert 0 not in m.index  # the baseline has per-problem rows only
     # the same fixed set every time, and not the training batch of the step
     sets = [tuple(g["problem"]) for _, g in s.groupby("step")]
-    assert sets[0] == sets[1]
+    assert sets[0] == sets[1] == sets[2]
     assert np.isnan(m.loc[[1, 3, 5], "sentinel_accuracy"]).all()
     assert len(p[p["phase"] == "rl"]) == 5 * 8
 
@@ -50,8 +52,9 @@ def test_detect_counts_sentinel_observations(sentinel_run: Path) -> None:
     obs, metrics, _, _ = load_observations(sentinel_run)
     result = replay(obs, FrustrationDetector(), metrics, 100)
     p = RunDir.open(sentinel_run).read_problems()
-    assert result["n_observations"] == len(p) == 5 * 8 + 2 * 10  # training + sentinel rows
+    assert result["n_observations"] == len(p) == 5 * 8 + 3 * 10  # training + sentinel rows
     assert len(obs) == len(p)
+    assert result["first_step"] == 0 and result["n_steps"] == 6  # the baseline, 5 updates
 
 
 def test_online_and_resumed_histories_count_the_same_events(sentinel_run: Path) -> None:
@@ -59,6 +62,15 @@ def test_online_and_resumed_histories_count_the_same_events(sentinel_run: Path) 
     run = RunDir.open(sentinel_run)
     p = run.read_problems()
     online = RecordBook(100)
+    base = p[(p["step"] == 0) & (p["phase"] == "sentinel")]
+    online.add_sentinel_baseline(
+        0,
+        [
+            Completion(int(q), 1.0, j < c, 1, str(j))
+            for q, n, c in base[["problem", "n", "n_correct"]].itertuples(index=False)
+            for j in range(int(n))
+        ],
+    )
     for step in range(1, 6):
         g = p[p["step"] == step]
 
@@ -73,6 +85,61 @@ def test_online_and_resumed_histories_count_the_same_events(sentinel_run: Path) 
         online.add_rl_step(step, comps("rl"), comps("sentinel"))
     rebuilt = RecordBook.from_run(run, 100, up_to=5)
     assert online.history.tracker.counts == rebuilt.history.tracker.counts
+    assert online.history.steps.tolist() == rebuilt.history.steps.tolist() == list(range(6))
+    assert np.isnan(online.history.reward[0]) and np.isnan(rebuilt.history.reward[0])
+    # and `conceptweb detect` replays the same history: same events at the same steps
+    from conceptweb.analysis.detector import FrustrationDetector, replay
+    from conceptweb.interfaces.cli_detect import load_observations
+
+    obs, metrics, _, _ = load_observations(sentinel_run)
+    replayed = replay(obs, FrustrationDetector(), metrics, 100)
+    f, lr = online.history.tracker.events_at(online.history.steps)
+    assert (replayed["n_forgetting_events"], replayed["n_learning_events"]) == (f.sum(), lr.sum())
+
+
+def test_sentinel_baseline_is_the_model_before_the_first_update(sentinel_run: Path) -> None:
+    """The step-0 sentinel rows are samples of the initial model (run/init), drawn with the
+    sentinel's own seed and settings: the state every later check is compared against."""
+    from conceptweb.llm.config import validate_llm_config
+    from conceptweb.llm.data import load_training_problems
+    from conceptweb.llm.models import load_pretrained
+    from conceptweb.llm.sentinel import make_sentinel
+
+    run = RunDir.open(sentinel_run)
+    cfg = validate_llm_config(run.read_config())
+    model, tok = load_pretrained(cfg.model, str(sentinel_run / "init"))
+    data = load_training_problems(cfg.data, MathTask(), cfg.seed)
+    sentinel = make_sentinel(cfg, data, MathTask(), model, tok)
+    assert sentinel is not None
+    fresh = summarize_problems(sentinel.evaluate(0)).set_index("problem")
+    p = run.read_problems()
+    base = p[(p["step"] == 0) & (p["phase"] == "sentinel")].set_index("problem")
+    assert sorted(base.index) == sorted(fresh.index)
+    assert base["n_correct"].to_dict() == fresh["n_correct"].to_dict()
+    assert base["len_mean"].to_dict() == pytest.approx(fresh["len_mean"].to_dict())
+
+
+def test_sentinel_baseline_runs_once() -> None:
+    """Not again when the records hold it (a resume before the first checkpoint), nor after
+    a resume from a checkpoint (TRL's step > 0)."""
+    from types import SimpleNamespace
+
+    class Fake:
+        calls = 0
+
+        def evaluate(self, trl_step: int) -> list[Completion]:
+            Fake.calls += 1
+            return [Completion(0, 1.0, True, 1, "a"), Completion(1, 0.0, False, 1, "b")]
+
+    mon = Monitor(RecordBook(3), MathTask())
+    mon.sentinel = Fake()
+    state = SimpleNamespace(global_step=0, is_world_process_zero=True)
+    mon._sentinel_baseline(state)
+    assert Fake.calls == 1 and mon.book.history.steps.tolist() == [0]
+    assert mon.book.history.tracker.counts[0][2] == 2
+    mon._sentinel_baseline(state)  # the records already hold step 0
+    mon._sentinel_baseline(SimpleNamespace(global_step=4, is_world_process_zero=True))
+    assert Fake.calls == 1
 
 
 def test_resumed_history_includes_sentinel_observations(sentinel_run: Path) -> None:

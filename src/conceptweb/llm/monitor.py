@@ -158,6 +158,20 @@ class RecordBook:
         self.history.append(step, row["reward_mean"], row["len_correct_mean"])
         return row
 
+    def add_sentinel_baseline(self, step: int, sentinel: list[Completion]) -> pd.DataFrame:
+        """A sentinel evaluation before the first update (rows with phase `sentinel` at `step`,
+        0 in a new run; no metrics row): every sentinel problem's starting state, so that
+        forgetting of the problems solved before training is counted from the first check.
+        The step enters the trigger's history with NaN reward, as `conceptweb detect` replays it."""
+        per_problem = summarize_problems(sentinel)
+        self._add_problem_rows(step, "sentinel", per_problem)
+        if len(per_problem):
+            self.history.observe(
+                step, per_problem["problem"], per_problem["n"], per_problem["n_correct"]
+            )
+        self.history.append(step, math.nan, math.nan)
+        return per_problem
+
     def add_sft_step(self, step: int, n_heat_problems: int, **fields: Any) -> dict[str, Any]:
         row = {c: math.nan for c in METRIC_COLUMNS}
         row.update({"step": step, "phase": "sft", "n_heat_problems": n_heat_problems})
@@ -266,13 +280,17 @@ class RecordBook:
             book.has_own[own.loc[own["step"] <= up_to, "problem"].to_numpy()] = True
         observed = problems[problems["phase"].isin(OBSERVED_PHASES)] if len(problems) else problems
         groups = dict(tuple(observed.groupby("step"))) if len(observed) else {}
-        for r in book.metrics:
-            if r["phase"] != "rl":
-                continue
-            g = groups.get(r["step"])
+        rl = {int(r["step"]): r for r in book.metrics if r["phase"] == "rl"}
+        # the steps of GRPO updates and of observations without one (a sentinel baseline),
+        # in order: what the monitor appended online and `conceptweb detect` replays
+        for step in sorted(set(rl) | {int(s) for s in groups}):
+            g = groups.get(step)
             if g is not None:
-                book.history.observe(int(r["step"]), g["problem"], g["n"], g["n_correct"])
-            book.history.append(int(r["step"]), r["reward_mean"], r["len_correct_mean"])
+                book.history.observe(step, g["problem"], g["n"], g["n_correct"])
+            r = rl.get(step, {})
+            book.history.append(
+                step, r.get("reward_mean", math.nan), r.get("len_correct_mean", math.nan)
+            )
         return book
 
 
@@ -513,6 +531,16 @@ class Monitor(TrainerCallback):  # type: ignore[misc,valid-type]
             _barrier()
             self.book = RecordBook.from_run(self.run, self.book.n_problems, up_to)
             self._resume = False
+        self._sentinel_baseline(state)
+
+    def _sentinel_baseline(self, state: Any) -> None:
+        """Evaluate the sentinel set before the first update (once per run: not after a
+        resume from a checkpoint, nor when the records already hold the baseline)."""
+        step = int(state.global_step) + self.step_offset
+        if self.sentinel is None or int(state.global_step) != 0 or step in self.book.history.steps:
+            return
+        self.book.add_sentinel_baseline(step, self.sentinel.evaluate(0))
+        self._write_records(state)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._t0 = time.perf_counter()
