@@ -157,3 +157,53 @@ def test_reward_hook_scores_and_identifies_the_problem():
     assert good == {"score": 1.0, "acc": 1.0, "problem_id": 7, "response_words": 5}
     bad = compute_score("deepscaler", "\\boxed{3}", "0.5", None)
     assert bad["score"] == 0.0 and bad["acc"] == 0.0 and bad["problem_id"] == -1
+
+
+def test_truncation_is_unknown_unless_the_dump_or_verls_metrics_say_it(tmp_path):
+    """A dump of text alone cannot say which responses were cut: NaN, not a rate of 0. Lines
+    with `truncated` give per-problem rates; verl's metrics log gives each step's rate
+    (response_length/clip_ratio, as verl's file logger writes it)."""
+    acc = accuracy_pattern(6, 4)
+    write_dump(tmp_path / "dump", acc)
+    run = import_verl_dump(tmp_path / "dump", tmp_path / "plain")
+    assert run.read_problems()["truncated_rate"].isna().all()
+    assert run.read_metrics()["truncated_rate"].isna().all()
+    # lines that say which responses were cut: every third one
+    marked = tmp_path / "marked"
+    marked.mkdir()
+    for f in sorted((tmp_path / "dump").glob("*.jsonl")):
+        rows = [json.loads(x) for x in f.read_text().splitlines()]
+        for i, r in enumerate(rows):
+            r["truncated"] = i % 3 == 0
+        (marked / f.name).write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    lines = read_verl_dump(marked)
+    run = import_verl_dump(marked, tmp_path / "cut")
+    got = run.read_problems().set_index(["step", "problem"])["truncated_rate"].sort_index()
+    expected = lines.groupby(["step", "problem_id"])["truncated"].mean().sort_index()
+    assert got.tolist() == pytest.approx(expected.tolist()) and 0 < got.mean() < 1
+    assert run.read_metrics()["truncated_rate"].tolist() == pytest.approx(
+        lines.groupby("step")["truncated"].mean().tolist()
+    )
+    # verl's own per-step clip ratio, from its file logger's JSONL, through the CLI
+    log = tmp_path / "metrics.jsonl"
+    log.write_text(
+        "\n".join(
+            json.dumps({"step": s, "data": {"response_length/clip_ratio": s / 10, "x": 1}})
+            for s in range(1, 7)
+        )
+    )
+    res = import_with_metrics(tmp_path / "dump", tmp_path / "m", log)
+    assert res.exit_code == 0, res.output
+    m = RunDir.open(tmp_path / "m").read_metrics()
+    assert m["truncated_rate"].tolist() == pytest.approx([s / 10 for s in range(1, 7)])
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"step": 1, "data": {"loss": 0.1}}\n')
+    res = import_with_metrics(tmp_path / "dump", tmp_path / "b", bad)
+    assert res.exit_code == 2 and "response_length/clip_ratio" in res.output
+    assert not (tmp_path / "b").exists()
+
+
+def import_with_metrics(dump: Path, out: Path, metrics: Path):
+    return CliRunner().invoke(
+        app, ["llm", "verl-import", str(dump), "-o", str(out), "--metrics", str(metrics)]
+    )

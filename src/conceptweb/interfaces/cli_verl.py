@@ -26,16 +26,25 @@ def verl_import(
         float,
         typer.Option(help="a response is correct when score > this (when lines have no 'acc')"),
     ] = 0.0,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(
+            help="verl's metrics log (file logger JSONL, or a CSV/parquet with step and "
+            "response_length/clip_ratio): each step's truncation rate"
+        ),
+    ] = None,
 ) -> None:
     """Record a verl training run (its dumped generations) into a conceptweb run directory.
 
     Per step and problem: accuracy, lengths (in words) and distinct correct responses, as the
     TRL monitor records them; then `conceptweb analyze OUT` gives the two-stage fit, the V,
-    forgetting, F(t) and the frustration candidates of the verl run.
+    forgetting, F(t) and the frustration candidates of the verl run. Truncation rates are
+    unknown (NaN) unless the dump's lines say `truncated` or --metrics gives verl's own
+    per-step rate.
     """
     from conceptweb.llm.verl import import_verl_dump
 
-    run = import_verl_dump(dump, out, threshold)
+    run = import_verl_dump(dump, out, threshold, metrics=metrics)
     meta = run.read_meta()
     typer.echo(
         f"wrote {out}: {meta['last_step']} steps; analyse it with `conceptweb analyze {out}`"

@@ -15,6 +15,7 @@ problems are identified by their prompt text and correctness is `score > 0`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "heating_sft_table",
     "import_verl_dump",
     "read_verl_dump",
+    "read_verl_metrics",
 ]
 
 _STEP_FILE = re.compile(r"^(\d+)\.jsonl$")
@@ -114,6 +116,13 @@ def _completions(frame: pd.DataFrame, ids: np.ndarray, threshold: float) -> pd.D
         length = frame["response_words"].astype(np.int64)
     else:
         length = frame["output"].astype(str).str.split().str.len()
+    # verl's dumps hold text, not token counts: whether a response was cut at
+    # data.max_response_length is known only where a line says so (`truncated`)
+    truncated = (
+        frame["truncated"].eq(True)  # a line without it: not known to be cut
+        if "truncated" in frame
+        else pd.Series(False, index=frame.index)
+    )
     return pd.DataFrame(
         {
             "step": frame["step"],
@@ -122,37 +131,90 @@ def _completions(frame: pd.DataFrame, ids: np.ndarray, threshold: float) -> pd.D
             "correct": correct.to_numpy(),
             "length": length.to_numpy(),
             "key": frame["output"].astype(str).str.split().str.join(" "),
+            "truncated": truncated.to_numpy(),
         }
     )
 
 
+CLIP_RATIO = "response_length/clip_ratio"  # verl's per-step fraction of responses at the limit
+
+
+def read_verl_metrics(path: str | Path) -> pd.Series:
+    """verl's per-step truncation rate (`response_length/clip_ratio`) from its metrics log.
+
+    Reads the JSONL of verl's file logger (`trainer.logger=[console,file]`, written to
+    VERL_FILE_LOGGER_PATH: lines {"step": n, "data": {metric: value}}), or a CSV/parquet table
+    with columns step and response_length/clip_ratio (e.g. exported from W&B). Step -> rate.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConceptwebError(f"{path} does not exist (give verl's metrics log)")
+    try:
+        if path.suffix.lower() in (".csv", ".parquet", ".pq"):
+            table = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+        else:
+            rows = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+            table = pd.DataFrame(
+                [
+                    {"step": r.get("step"), **(r.get("data") or r)}
+                    for r in rows
+                    if isinstance(r, dict)
+                ]
+            )
+    except (ValueError, OSError) as exc:
+        raise ConceptwebError(f"cannot read {path}: {exc}") from None
+    if "step" not in table or CLIP_RATIO not in table:
+        raise ConceptwebError(f"{path} has no step and {CLIP_RATIO} (verl's metrics log?)")
+    table = table[["step", CLIP_RATIO]].dropna()
+    return table.drop_duplicates("step", keep="last").set_index("step")[CLIP_RATIO].astype(float)
+
+
 def import_verl_dump(
-    dump: str | Path, out: str | Path, threshold: float = 0.0, config: dict | None = None
+    dump: str | Path,
+    out: str | Path,
+    threshold: float = 0.0,
+    config: dict | None = None,
+    metrics: str | Path | None = None,
 ) -> RunDir:
     """Write a run directory (kind `llm`, source `verl`) from verl's dumped generations.
 
     Records per step and problem exactly as the TRL monitor does (accuracy, lengths in words,
     distinct correct responses); `verl_problems.parquet` maps problem ids to prompts.
+    Truncation rates are NaN (unknown) unless the dumped lines carry `truncated`; `metrics`
+    (verl's metrics log, read_verl_metrics) gives each step's rate from verl's own
+    `response_length/clip_ratio`.
     """
     from conceptweb.llm.monitor import Completion, RecordBook
 
     frame = read_verl_dump(dump)
+    clip = read_verl_metrics(metrics) if metrics is not None else None
     ids, problems = _problem_ids(frame)
     comps = _completions(frame, ids, threshold)
     cfg = {"source": "verl", "rollout_data_dir": str(Path(dump).resolve()), **(config or {})}
     cfg["correct_if"] = "acc >= 0.5" if "acc" in frame else f"score > {threshold}"
+    known = "truncated" in frame
+    cfg["truncated_from"] = (
+        "the dump's truncated field" if known else "unknown (no truncated field in the dump)"
+    )
+    if clip is not None:
+        cfg["step_truncated_from"] = f"{CLIP_RATIO} in {Path(metrics).resolve()}"  # type: ignore[arg-type]
     run = RunDir.create(out, cfg, kind="llm")
     book = RecordBook(int(ids.max()) + 1)
     for step, group in comps.groupby("step", sort=True):
-        book.add_rl_step(
+        row = book.add_rl_step(
             int(step),
             [
-                Completion(int(q), float(r), bool(c), int(n), str(k))
-                for q, r, c, n, k in group[
-                    ["problem", "reward", "correct", "length", "key"]
+                Completion(int(q), float(r), bool(c), int(n), str(k), bool(t))
+                for q, r, c, n, k, t in group[
+                    ["problem", "reward", "correct", "length", "key", "truncated"]
                 ].itertuples(index=False)
             ],
         )
+        if not known:  # not 0: nothing says which responses were cut
+            row["truncated_rate"] = math.nan
+            book.problem_frames[-1]["truncated_rate"] = math.nan
+        if clip is not None:
+            row["truncated_rate"] = float(clip.get(int(step), math.nan))
     book.write(run)
     atomic_write_table(run.path / "verl_problems.parquet", problems)
     run.update_meta(status="finished")
