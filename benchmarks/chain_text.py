@@ -56,6 +56,52 @@ def worked_solution_purity(model_dir: Path, ks: list[int], n: int = 400) -> pd.D
     return pd.DataFrame(rows)
 
 
+ALTERNATIVES: dict[str, dict[str, object]] = {
+    "hidden, layer auto (default)": {"layer": "auto"},
+    "hidden, layer 1": {"layer": 1},
+    "hidden, layer 2": {"layer": 2},
+    "hidden, auto, not normalised": {"layer": "auto", "normalize": False},
+    "hidden, auto, 12 concepts": {"layer": "auto", "n_concepts": 12},
+    "text (TF-IDF)": {"represent": "text"},
+}
+
+
+def compare_representations(seed_dir: Path, seed: int, tau: float) -> pd.DataFrame:
+    """The same completions' graph under other `llm graph` settings, scored as the default; each
+    on a copy of the run (its hidden-state cache included), so the run itself is left as is."""
+    import shutil
+
+    from conceptweb.analysis.reasoning import load_graph
+    from conceptweb.experiments.chain_text import digit_purity
+    from conceptweb.llm.data import CHAIN_CONCEPTS
+    from conceptweb.llm.graph import GraphSettings, build_graph
+    from conceptweb.llm.truth import chain_concepts, score_token_graph
+    from conceptweb.rundir import RunDir
+
+    frames = []
+    for i, (name, kw) in enumerate(ALTERNATIVES.items()):
+        dst = seed_dir / "compare" / str(i)
+        if not (dst / "graph" / "meta.json").is_file():
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(seed_dir / "run", dst)
+            base = {"segment": "sentence", "include": "all", "n_concepts": len(CHAIN_CONCEPTS)}
+            build_graph(dst, GraphSettings(**{**base, "seed": seed, **kw}))  # type: ignore[arg-type]
+        steps, edges, _ = load_graph(RunDir.open(dst))
+        frame = score_token_graph(steps, edges, tau, labeler=chain_concepts)
+        frame["purity_digit"] = digit_purity(steps)
+        frame.insert(0, "setting", name)
+        frame.insert(0, "seed", seed)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def per_setting(alt: pd.DataFrame) -> pd.DataFrame:
+    """Mean and minimum over seeds and checkpoints of each setting's scores."""
+    out = per_checkpoint(alt, ["setting"])
+    out["purity_digit"] = alt.groupby("setting", sort=False)["purity_digit"].mean()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="runs/chain-text")
@@ -66,6 +112,12 @@ def main() -> None:
         action="store_true",
         help="also: purity on clean worked solutions represented by each seed's SFT model",
     )
+    ap.add_argument(
+        "--compare",
+        action="store_true",
+        help="also: the same completions under other representations (layer, normalisation, K, "
+        "TF-IDF text), scored against the operations and against the digits",
+    )
     args = ap.parse_args()
     over = dict(kv.split("=", 1) for kv in args.set)
     cfg = ChainConfig.model_validate(over)
@@ -74,14 +126,27 @@ def main() -> None:
         frames.append(run_chain(cfg, Path(args.out) / f"seed{seed}", seed, echo=print))
     table = pd.concat(frames, ignore_index=True)
     pd.set_option("display.width", 200)
-    cols = ["seed", "step", "reward", "n_steps", "purity", "edge_f1", "k_extracted", "k_true"]
+    cols = ["seed", "step", "reward", "n_steps", "purity", "purity_digit", "edge_f1"]
+    cols += ["k_extracted", "k_true"]
     print(
         table[[*cols, "n_true_edges", "layer"]].to_string(index=False, float_format="{:.3f}".format)
     )
     per_ck = per_checkpoint(table, ["step"])
+    per_ck.insert(0, "reward_min", table.groupby("step")["reward"].min())
     per_ck.insert(0, "reward", table.groupby("step")["reward"].mean())
+    per_ck["purity_digit"] = table.groupby("step")["purity_digit"].mean()
     print(per_ck.to_string(float_format="{:.3f}".format))
     table.to_csv(Path(args.out) / "chain_text.csv", index=False)
+    if args.compare:
+        alt = pd.concat(
+            [
+                compare_representations(Path(args.out) / f"seed{s}", s, cfg.tau)
+                for s in range(args.seeds)
+            ]
+        )
+        alt.to_csv(Path(args.out) / "chain_text_compare.csv", index=False)
+        print("other representations, over seeds and checkpoints:")
+        print(per_setting(alt).to_string(float_format="{:.3f}".format))
     if args.worked:
         for seed in range(args.seeds):
             clean = worked_solution_purity(Path(args.out) / f"seed{seed}" / "sft", [6, 12, 24, 48])

@@ -68,6 +68,19 @@ def test_scores_against_known_concepts_on_a_hand_built_graph() -> None:
     assert bad["purity"] < 0.8 and bad["edge_f1"] < 1.0
 
 
+def test_digit_purity_tells_a_partition_by_digits_from_one_by_operations() -> None:
+    from conceptweb.experiments.chain_text import digit_purity, sentence_digits
+
+    texts = pd.Series(["start 7 .", "add 4 gives 1 .", "double gives 2 .", "answer 2 ."])
+    assert sentence_digits(texts).tolist() == [7, 1, 2, 2]
+    assert sentence_digits(pd.Series(["double gives .", ""])).tolist() == [-1, -1]
+    texts = [s for r in synthetic_chain(60, seed=2) for s in r["solution"].split(" . ") if s]
+    steps = pd.DataFrame({"step": 0, "text": texts})
+    by_op = steps.assign(concept=chain_concepts(steps["text"]))
+    by_digit = steps.assign(concept=sentence_digits(steps["text"]))
+    assert digit_purity(by_digit) == [1.0] and digit_purity(by_op)[0] < 0.5
+
+
 def test_chain_record_graph_analyze_on_a_tiny_instance(tmp_path: Path) -> None:
     from conceptweb.experiments.chain_text import ChainConfig, run_chain
     from conceptweb.interfaces.cli import app

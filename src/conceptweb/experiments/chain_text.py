@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,17 +29,17 @@ class ChainConfig(BaseModel):
 
     problems: int = Field(48, ge=1, description="GRPO problems")
     sft_examples: int = Field(3000, ge=1, description="SFT examples (other problems)")
-    sft_steps: int = Field(150, ge=1)
+    sft_steps: int = Field(300, ge=1)
     sft_lr: float = Field(3e-3, gt=0)
     sft_batch: int = Field(64, ge=1)
-    steps: int = Field(40, ge=1, description="GRPO steps")
-    prompts: int = Field(16, ge=1, description="prompts per GRPO step")
+    steps: int = Field(30, ge=1, description="GRPO steps")
+    prompts: int = Field(8, ge=1, description="prompts per GRPO step")
     G: int = Field(8, ge=2, description="completions per prompt")
-    rl_lr: float = Field(1e-3, gt=0)
-    hidden: int = Field(64, ge=8)
+    rl_lr: float = Field(3e-4, gt=0)
+    hidden: int = Field(128, ge=8)
     layers: int = Field(2, ge=1)
     heads: int = Field(4, ge=1)
-    checkpoints: int = Field(4, ge=1, description="saved checkpoints besides the start")
+    checkpoints: int = Field(3, ge=1, description="saved checkpoints besides the start")
     record: int = Field(64, ge=1, description="completions recorded per step")
     max_length: int = Field(40, ge=8, description="completion tokens")
     tau: float = Field(0.5, gt=0, le=1)
@@ -151,15 +152,37 @@ def run_chain(
     )
     steps, edges, gmeta = load_graph(RunDir.open(run))
     frame = score_token_graph(steps, edges, cfg.tau, labeler=chain_concepts)
+    frame["purity_digit"] = digit_purity(steps)
     metrics = RunDir.open(run).read_table("metrics")
-    frame["reward"] = [_reward_near(metrics, s) for s in frame["step"]]
+    frame["reward"] = window_reward(metrics, frame["step"].tolist())
     frame.insert(0, "seed", seed)
     frame["layer"] = gmeta["layer"]
     frame["sft_loss_last"] = info["loss_last"]
     return frame
 
 
-def _reward_near(metrics: pd.DataFrame, step: int) -> float:
-    """Mean reward of the GRPO steps sampled by the checkpoint's policy and the 4 after it."""
-    sel = metrics[(metrics["step"] > step) & (metrics["step"] <= step + 5)]
-    return float(sel["reward_mean"].mean()) if len(sel) else float("nan")
+def sentence_digits(texts: pd.Series) -> np.ndarray:
+    """The last number of each sentence (its result: `add 4 gives 7 .` -> 7; none -> -1)."""
+    nums = [[w for w in str(t).split() if w.isdigit()] for t in texts]
+    return np.array([int(n[-1]) if n else -1 for n in nums], dtype=np.int64)
+
+
+def digit_purity(steps: pd.DataFrame) -> list[float]:
+    """Per checkpoint, the purity of the concepts against the sentences' numbers instead of their
+    operations: near 1 where the representation is dominated by the digits."""
+    from conceptweb.llm.truth import purity
+
+    return [
+        purity(g["concept"].to_numpy(), sentence_digits(g["text"]))[0]
+        for _, g in steps.groupby("step", sort=True)
+    ]
+
+
+def window_reward(metrics: pd.DataFrame, ck_steps: list[int]) -> list[float]:
+    """Per checkpoint, the mean GRPO reward of the steps whose completions its graph is built
+    from (`llm graph`'s windows: sampled by the policies since the previous checkpoint)."""
+    from conceptweb.llm.graph import assign_windows
+
+    owner = assign_windows(metrics["step"].to_numpy(), sorted(ck_steps), None)
+    means = metrics.groupby(owner)["reward_mean"].mean()
+    return [float(means.get(c, np.nan)) for c in ck_steps]
