@@ -174,3 +174,36 @@ def test_breadth_first_distances_and_components_equal_scipy():
     assert not directed.symmetric
     assert directed.distances(np.array([3]))[0].tolist() == [1, 2, 3, 0]
     assert len(set(directed.components().tolist())) == 2
+
+
+def _listed_pairs_as_before(graph, n, rng, min_dist, answers=None):
+    """The listing of every valid pair as first written: row and column arrays, a permutation."""
+    dist = graph.distances(np.arange(graph.N))
+    ok = np.isfinite(dist) & (dist >= min_dist)
+    if answers is not None:
+        allowed = np.zeros(graph.N, dtype=bool)
+        allowed[answers] = True
+        ok &= allowed[None, :]
+    rows, cols = np.nonzero(ok)
+    return [(int(rows[i]), int(cols[i])) for i in rng.permutation(rows.size)][:n]
+
+
+@pytest.mark.parametrize("min_dist, answers", [(1, None), (3, None), (2, [0, 5, 7, 11, 29])])
+@pytest.mark.parametrize("directed", [False, True])
+def test_listed_pairs_draw_what_the_first_listing_drew(graph, min_dist, answers, directed):
+    """Listing valid pairs by a running count (not row/column arrays) keeps every seed's problems
+    and leaves the generator where it was; on undirected and directed graphs."""
+    from conceptweb.model import problems as problems_module
+
+    if directed:  # drop every reverse step of the first neighbour: shortest paths by Dijkstra
+        nb = graph.neighbors.copy()
+        nb[:, 0] = (np.arange(graph.N) + 1) % graph.N
+        graph = ConceptGraph(nb)
+        assert not graph.symmetric
+    answers = None if answers is None else np.array(answers)
+    new_rng, old_rng = np.random.default_rng(7), np.random.default_rng(7)
+    pairs = problems_module._listed_pairs(
+        graph, 20, new_rng, set(), min_dist, np.arange(graph.N), answers
+    )
+    assert pairs == _listed_pairs_as_before(graph, 20, old_rng, min_dist, answers)
+    assert new_rng.random() == old_rng.random()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 import conceptweb
 
@@ -63,3 +67,15 @@ def test_lower_layers_never_import_higher_ones() -> None:
         if la == "llm" and lb in ("experiments", "interfaces"):
             bad.append((a, b))
     assert not bad, bad
+
+
+@pytest.mark.parametrize("chosen, backend", [(None, "system"), ("mimalloc", "mimalloc")])
+def test_arrow_allocator_is_the_system_one_unless_the_user_chose(chosen, backend):
+    """conceptweb makes Arrow use the C allocator (mimalloc's arenas cost a training process
+    about 10 MiB); an ARROW_DEFAULT_MEMORY_POOL the user set is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if chosen:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = chosen
+    code = "import conceptweb, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == backend, out.stderr

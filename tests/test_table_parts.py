@@ -72,3 +72,33 @@ def test_parts_with_newer_columns_read_with_older_rows(run: RunDir) -> None:
     assert table["step"].tolist() == [1, 2, 3]
     assert table["truncated_rate"].isna().tolist() == [True, True, False]
     assert run.read_table("problems", columns=["step"]).columns.tolist() == ["step"]
+
+
+def test_per_problem_records_are_written_a_row_group_at_a_time(run: RunDir) -> None:
+    """The recorder's per-step records (and rows read back on resume) become one file of
+    several row groups whose rows are those of the steps, in order."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from conceptweb.algorithms.records import PROBLEM_STATS, StepProblems, problem_tables
+
+    rng = np.random.default_rng(0)
+    resumed = {
+        "step": np.array([1, 1, 1]),
+        "problem": np.array([0, 1, 2]),
+        "split": np.array(["train", "train", "new"], dtype=object),
+        **{k: rng.random(3) for k in PROBLEM_STATS},
+    }
+    steps = [StepProblems(s, 2, {k: rng.random(3) for k in PROBLEM_STATS}) for s in (2, 3, 4)]
+    run.write_row_groups("problems", problem_tables([resumed, *steps], rows=5))
+    assert pq.ParquetFile(run.problems_path).metadata.num_row_groups == 2
+    got = run.read_problems()
+    assert got["step"].tolist() == [1] * 3 + [2] * 3 + [3] * 3 + [4] * 3
+    assert got["problem"].tolist() == [0, 1, 2] * 4
+    assert got["split"].tolist() == ["train", "train", "new"] * 4
+    for k in PROBLEM_STATS:
+        want = np.concatenate([resumed[k], *[s.stats[k] for s in steps]])
+        np.testing.assert_array_equal(got[k].to_numpy(), want)
+    with pytest.raises(ValueError, match="no rows"):
+        run.write_row_groups("problems", iter([]))
+    assert len(run.read_problems()) == 12  # a failed write leaves the file as it was

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+# Arrow's default allocator (mimalloc) reserves about 10 MiB of arenas on a process's first
+# parquet write; the C library's allocator does as well for run records at a fraction of the
+# memory. Arrow reads this when pyarrow is imported (so only if conceptweb comes first); a
+# value the user set is kept.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 from conceptweb.errors import ConceptwebError
 

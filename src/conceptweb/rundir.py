@@ -11,7 +11,7 @@ import tempfile
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -81,6 +81,26 @@ def atomic_write_table(path: str | Path, table: pd.DataFrame | pa.Table) -> None
         table = pa.Table.from_pandas(table, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
+
+
+def atomic_write_row_groups(path: str | Path, tables: Iterable[pa.Table]) -> None:
+    """Write Arrow tables of one schema as the row groups of one parquet file, atomically.
+
+    One table is in memory at a time (a generator can build them as they are written), so a
+    long table costs the memory of one row group, not of the whole file.
+    """
+    with atomic_path(path) as tmp:
+        writer = None
+        try:
+            for table in tables:
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+        if writer is None:
+            raise ValueError(f"no rows to write to {path}")
 
 
 def arrow_array(
@@ -272,6 +292,10 @@ class RunDir:
     # begun by an older version and continued by this one); readers see their rows together.
     def write_table(self, name: str, table: pd.DataFrame | pa.Table) -> None:
         atomic_write_table(self.path / f"{name}.parquet", table)
+
+    def write_row_groups(self, name: str, tables: Iterable[pa.Table]) -> None:
+        """Rewrite table `name` from Arrow tables of one schema, one row group each."""
+        atomic_write_row_groups(self.path / f"{name}.parquet", tables)
 
     def parts_dir(self, name: str) -> Path:
         return self.path / f"{name}{PARTS_SUFFIX}"

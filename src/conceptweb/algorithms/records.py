@@ -7,6 +7,7 @@ The recorder owns every buffer that becomes a file of the run directory, writes 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -149,31 +150,65 @@ def rows_table(rows: list[dict[str, Any]]) -> pa.Table:
     return arrow_table(columns)
 
 
+PROBLEM_STATS = ("accuracy", "len_correct_mean", "len_mean", "n_distinct_correct", "path_entropy")
+ROWS_PER_GROUP = 4096  # rows of problems.parquet built and written at a time
+
+
+@dataclass(frozen=True)
+class StepProblems:
+    """One step's per-problem statistics; its rows of problems.parquet are built when written
+    (the step, problem and split columns would triple the memory the records take)."""
+
+    step: int
+    n_train: int
+    stats: dict[str, np.ndarray]
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The step's rows, column by column (problems 0..n_train-1 are training problems)."""
+        problem = np.arange(self.stats["accuracy"].size, dtype=np.int64)
+        return {
+            "step": np.full(problem.size, self.step, dtype=np.int64),
+            "problem": problem,
+            "split": np.where(problem < self.n_train, SPLIT_TRAIN, SPLIT_NEW),
+            **{k: self.stats[k] for k in PROBLEM_STATS},
+        }
+
+
+def problem_tables(
+    chunks: list[StepProblems | dict[str, np.ndarray]], rows: int = ROWS_PER_GROUP
+) -> Iterator[pa.Table]:
+    """The per-problem records as Arrow tables of about `rows` rows each (columns read back on
+    resume come as one chunk of whole columns)."""
+    pending: list[dict[str, np.ndarray]] = []
+    n = 0
+    for chunk in chunks:
+        pending.append(chunk.columns() if isinstance(chunk, StepProblems) else chunk)
+        n += pending[-1]["step"].size
+        if n >= rows:
+            yield _arrow_of(pending)
+            pending, n = [], 0
+    if pending:
+        yield _arrow_of(pending)
+
+
+def _arrow_of(chunks: list[dict[str, np.ndarray]]) -> pa.Table:
+    cols = chunks[0].keys()
+    return arrow_table({c: arrow_array(np.concatenate([ch[c] for ch in chunks])) for c in cols})
+
+
 class Recorder:
     """Buffers of metrics.parquet, problems.parquet and eval.parquet, and the trigger's history."""
 
     def __init__(self, capacity: int, n_train: int) -> None:
         self.metrics: list[dict[str, Any]] = []
-        self.problem_chunks: list[dict[str, np.ndarray]] = []
+        self.problem_chunks: list[StepProblems | dict[str, np.ndarray]] = []
         self.eval_frames: list[pd.DataFrame] = []
         self.history = TrainHistory(capacity, n_train)
 
     def add_step(self, row: dict[str, Any], stats: dict[str, np.ndarray], Q: int) -> None:
         """Per-problem rows of a step and its entry in the trigger's history (not yet `row`)."""
         step = int(row["step"])
-        P = stats["accuracy"].size
-        self.problem_chunks.append(
-            {
-                "step": np.full(P, step, dtype=np.int64),
-                "problem": np.arange(P, dtype=np.int64),
-                "split": np.where(np.arange(P) < Q, SPLIT_TRAIN, SPLIT_NEW),
-                "accuracy": stats["accuracy"],
-                "len_correct_mean": stats["len_correct_mean"],
-                "len_mean": stats["len_mean"],
-                "n_distinct_correct": stats["n_distinct_correct"],
-                "path_entropy": stats["path_entropy"],
-            }
-        )
+        self.problem_chunks.append(StepProblems(step, Q, {k: stats[k] for k in PROBLEM_STATS}))
         self.history.append(
             step, row["reward_mean"], row["len_correct_mean"], stats["accuracy"][:Q]
         )
@@ -186,15 +221,12 @@ class Recorder:
         self.eval_frames.append(frame)
 
     def flush(self, run: RunDir) -> None:
-        """Write metrics, per-problem records and evaluations (atomically, whole files)."""
+        """Write metrics, per-problem records and evaluations (atomically, whole files; the
+        per-problem rows a row group at a time)."""
         if self.metrics:
             run.write_table("metrics", rows_table(self.metrics))
         if self.problem_chunks:
-            cols = self.problem_chunks[0].keys()
-            merged = {c: np.concatenate([ch[c] for ch in self.problem_chunks]) for c in cols}
-            self.problem_chunks = [merged]
-            table = arrow_table({c: arrow_array(v) for c, v in merged.items()})
-            run.write_table("problems", table)
+            run.write_row_groups("problems", problem_tables(self.problem_chunks))
         if self.eval_frames:
             import pandas as pd
 

@@ -83,15 +83,16 @@ class ConceptGraph:
         return np.concatenate([d for _, d, _ in self.distance_rows(sources)], axis=0)
 
     def distance_rows(
-        self, sources: np.ndarray, predecessors: bool = False
+        self, sources: np.ndarray, predecessors: bool = False, budget: int = ROW_BUDGET
     ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """(chunk of sources, their distance rows, predecessor rows) in blocks of bounded size.
+        """(chunk of sources, their distance rows, predecessor rows) in blocks of at most about
+        `budget` entries.
 
         The rows equal those of one call on all sources (each source's search is independent),
         so chunking changes memory, never results.
         """
         sources = np.asarray(sources, dtype=np.int64)
-        step = max(1, ROW_BUDGET // self.N)
+        step = max(1, budget // self.N)
         if not predecessors and self.symmetric:
             for lo in range(0, sources.size, step):
                 chunk = sources[lo : lo + step]
