@@ -80,7 +80,7 @@ def test_per_problem_records_are_written_a_row_group_at_a_time(run: RunDir) -> N
     import numpy as np
     import pyarrow.parquet as pq
 
-    from conceptweb.algorithms.records import PROBLEM_STATS, StepProblems, problem_tables
+    from conceptweb.algorithms.records import PROBLEM_STATS, StepProblems, problem_row_groups
 
     rng = np.random.default_rng(0)
     resumed = {
@@ -90,7 +90,7 @@ def test_per_problem_records_are_written_a_row_group_at_a_time(run: RunDir) -> N
         **{k: rng.random(3) for k in PROBLEM_STATS},
     }
     steps = [StepProblems(s, 2, {k: rng.random(3) for k in PROBLEM_STATS}) for s in (2, 3, 4)]
-    run.write_row_groups("problems", problem_tables([resumed, *steps], rows=5))
+    run.write_columns("problems", problem_row_groups([resumed, *steps], rows=5))
     assert pq.ParquetFile(run.problems_path).metadata.num_row_groups == 2
     got = run.read_problems()
     assert got["step"].tolist() == [1] * 3 + [2] * 3 + [3] * 3 + [4] * 3
@@ -99,6 +99,6 @@ def test_per_problem_records_are_written_a_row_group_at_a_time(run: RunDir) -> N
     for k in PROBLEM_STATS:
         want = np.concatenate([resumed[k], *[s.stats[k] for s in steps]])
         np.testing.assert_array_equal(got[k].to_numpy(), want)
-    with pytest.raises(ValueError, match="no rows"):
-        run.write_row_groups("problems", iter([]))
+    with pytest.raises(ValueError, match="no row groups"):
+        run.write_columns("problems", iter([]))
     assert len(run.read_problems()) == 12  # a failed write leaves the file as it was

@@ -17,14 +17,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from conceptweb.errors import ConceptwebError
 from conceptweb.jsonable import json_default
+from conceptweb.parquet_writer import Column, text_bytes, write_parquet
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
 from conceptweb.runformat import (
     FORMAT,
@@ -77,30 +77,20 @@ def atomic_write_json(path: str | Path, data: Any) -> None:
 
 def atomic_write_table(path: str | Path, table: pd.DataFrame | pa.Table) -> None:
     """Write a DataFrame or Arrow table as parquet, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
 
 
-def atomic_write_row_groups(path: str | Path, tables: Iterable[pa.Table]) -> None:
-    """Write Arrow tables of one schema as the row groups of one parquet file, atomically.
-
-    One table is in memory at a time (a generator can build them as they are written), so a
-    long table costs the memory of one row group, not of the whole file.
-    """
-    with atomic_path(path) as tmp:
-        writer = None
-        try:
-            for table in tables:
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is None:
-            raise ValueError(f"no rows to write to {path}")
+def atomic_write_columns(path: str | Path, row_groups: Iterable[list[Column]]) -> None:
+    """Write row groups of flat columns as parquet, atomically, without pyarrow
+    (`conceptweb.parquet_writer`; a generator of row groups bounds the memory to one)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        write_parquet(fh, row_groups)
 
 
 def arrow_array(
@@ -109,9 +99,11 @@ def arrow_array(
     """A numpy column (bool, int64, float64 or text) as an Arrow array; `valid` False is null.
 
     Built from raw buffers because pyarrow's converters import pandas (about 40 MiB and half a
-    second) on first use, which a training process otherwise never needs. Text is `string`, or
-    `large_string` if `large` (what pandas' str columns become).
+    second) on first use. Text is `string`, or `large_string` if `large` (what pandas' str
+    columns become).
     """
+    import pyarrow as pa
+
     values = np.asarray(values)
     n = len(values)
     bitmap = None
@@ -128,33 +120,17 @@ def arrow_array(
     if kind == "f":
         data = np.ascontiguousarray(values, dtype=np.float64)
         return pa.Array.from_buffers(pa.float64(), n, [bitmap, pa.py_buffer(data)])
-    data, lengths = _utf8(values)
+    data, lengths = text_bytes(values)
     offsets = np.zeros(n + 1, dtype=np.int64 if large else np.int32)
     np.cumsum(lengths, out=offsets[1:])
     kind_type = pa.large_string() if large else pa.string()
     return pa.Array.from_buffers(kind_type, n, [bitmap, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _utf8(values: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """The UTF-8 bytes of a text column, concatenated, and each value's length in bytes.
-
-    ASCII columns of numpy strings (the record splits and phases) are converted in bulk from
-    their code points, the rest value by value. Numpy's own string casts are avoided: they can
-    swallow a KeyboardInterrupt that arrives meanwhile (numpy 2.4), and Ctrl-C would be lost.
-    """
-    if values.dtype.kind == "U" and len(values):
-        width = max(values.dtype.itemsize // 4, 1)
-        codes = np.frombuffer(np.ascontiguousarray(values).tobytes(), dtype=np.uint32)
-        if codes.size == len(values) * width and (codes.size == 0 or codes.max() < 128):
-            grid = codes.reshape(len(values), width).astype(np.uint8)  # NUL-padded
-            used = grid != 0
-            return grid[used].tobytes(), used.sum(axis=1)
-    encoded = [str(v).encode() for v in values.tolist()]
-    return b"".join(encoded), np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
-
-
 def arrow_table(columns: dict[str, pa.Array]) -> pa.Table:
     """A table of the given Arrow arrays (no pandas involved)."""
+    import pyarrow as pa
+
     return pa.Table.from_arrays(list(columns.values()), names=list(columns))
 
 
@@ -293,9 +269,9 @@ class RunDir:
     def write_table(self, name: str, table: pd.DataFrame | pa.Table) -> None:
         atomic_write_table(self.path / f"{name}.parquet", table)
 
-    def write_row_groups(self, name: str, tables: Iterable[pa.Table]) -> None:
-        """Rewrite table `name` from Arrow tables of one schema, one row group each."""
-        atomic_write_row_groups(self.path / f"{name}.parquet", tables)
+    def write_columns(self, name: str, row_groups: Iterable[list[Column]]) -> None:
+        """Rewrite table `name` from row groups of flat columns (no pyarrow involved)."""
+        atomic_write_columns(self.path / f"{name}.parquet", row_groups)
 
     def parts_dir(self, name: str) -> Path:
         return self.path / f"{name}{PARTS_SUFFIX}"
@@ -325,7 +301,9 @@ class RunDir:
         self, name: str, required: bool = True, columns: list[str] | None = None
     ) -> pd.DataFrame:
         """All rows of table `name` (only `columns` if given): its single file, then its parts."""
-        import pandas as pd  # readers only: writing a run does not load pandas
+        import pandas as pd  # readers only: writing a run loads neither pandas nor pyarrow
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
         files = [self.path / f"{name}.parquet"] if (self.path / f"{name}.parquet").is_file() else []
         files += self.table_parts(name)
@@ -353,6 +331,9 @@ class RunDir:
         Parts wholly after `up_to` are deleted, the one that straddles it rewritten, each
         change atomic: a kill midway leaves whole files, and truncating again finishes it.
         """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         single = self.path / f"{name}.parquet"
         for path in reversed([single, *self.table_parts(name)]):
             if not path.is_file():

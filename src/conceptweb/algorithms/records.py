@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
 
 from conceptweb.model.engines import RolloutEngine, get_engine
 from conceptweb.model.policy import entropy
 from conceptweb.model.rollouts import Rollouts
-from conceptweb.rundir import RunDir, arrow_array, arrow_table
+from conceptweb.parquet_writer import Column
+from conceptweb.rundir import RunDir
 from conceptweb.runformat import SPLIT_NEW, SPLIT_TRAIN
 
 if TYPE_CHECKING:
@@ -118,36 +118,33 @@ def metrics_row(
     return row
 
 
-def rows_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Metric rows as a table, column by column as pandas.DataFrame(rows) would type them.
+def rows_columns(rows: list[dict[str, Any]]) -> list[Column] | None:
+    """Metric rows as flat columns, typed as pandas.DataFrame(rows) would type them.
 
     Columns in order of first appearance; a missing value (or NaN) is null. Integers stay int64
-    unless a value is missing (then float64, as pandas does), booleans stay bool, text is
-    large_string. Built without pandas, which a training process need not load.
+    unless a value is missing (then float64, as pandas does), booleans stay bool, text is text.
+    None if a column holds anything else (then the rows are for pandas to write).
     """
     names = list(dict.fromkeys(k for row in rows for k in row))
-    columns = {}
+    columns = []
     for name in names:
         values = [row.get(name) for row in rows]
         present = [v.item() if isinstance(v, np.generic) else v for v in values if v is not None]
         kinds = {type(v) for v in present}
         valid = np.array([v is not None for v in values])
         if kinds == {bool}:
-            columns[name] = arrow_array(np.array([bool(v) for v in values]), valid)
+            columns.append(Column(name, np.array([bool(v) for v in values]), valid))
         elif kinds == {int} and valid.all():
-            columns[name] = arrow_array(np.array(values, dtype=np.int64))
+            columns.append(Column(name, np.array(values, dtype=np.int64)))
         elif kinds <= {int, float}:
             floats = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-            columns[name] = arrow_array(floats, ~np.isnan(floats))
+            columns.append(Column(name, floats, ~np.isnan(floats)))
         elif kinds == {str}:
-            columns[name] = arrow_array(
-                np.array(["" if v is None else v for v in values]), valid, large=True
-            )
-        else:  # anything else: exactly what pandas makes of it
-            import pandas as pd
-
-            return pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False)
-    return arrow_table(columns)
+            text = np.array(["" if v is None else v for v in values], dtype=object)
+            columns.append(Column(name, text, valid))
+        else:
+            return None
+    return columns
 
 
 PROBLEM_STATS = ("accuracy", "len_correct_mean", "len_mean", "n_distinct_correct", "path_entropy")
@@ -174,10 +171,10 @@ class StepProblems:
         }
 
 
-def problem_tables(
+def problem_row_groups(
     chunks: list[StepProblems | dict[str, np.ndarray]], rows: int = ROWS_PER_GROUP
-) -> Iterator[pa.Table]:
-    """The per-problem records as Arrow tables of about `rows` rows each (columns read back on
+) -> Iterator[list[Column]]:
+    """The per-problem records as row groups of about `rows` rows each (columns read back on
     resume come as one chunk of whole columns)."""
     pending: list[dict[str, np.ndarray]] = []
     n = 0
@@ -185,15 +182,14 @@ def problem_tables(
         pending.append(chunk.columns() if isinstance(chunk, StepProblems) else chunk)
         n += pending[-1]["step"].size
         if n >= rows:
-            yield _arrow_of(pending)
+            yield _row_group(pending)
             pending, n = [], 0
     if pending:
-        yield _arrow_of(pending)
+        yield _row_group(pending)
 
 
-def _arrow_of(chunks: list[dict[str, np.ndarray]]) -> pa.Table:
-    cols = chunks[0].keys()
-    return arrow_table({c: arrow_array(np.concatenate([ch[c] for ch in chunks])) for c in cols})
+def _row_group(chunks: list[dict[str, np.ndarray]]) -> list[Column]:
+    return [Column(c, np.concatenate([ch[c] for ch in chunks])) for c in chunks[0]]
 
 
 class Recorder:
@@ -222,11 +218,17 @@ class Recorder:
 
     def flush(self, run: RunDir) -> None:
         """Write metrics, per-problem records and evaluations (atomically, whole files; the
-        per-problem rows a row group at a time)."""
+        per-problem rows a row group at a time, without pyarrow)."""
         if self.metrics:
-            run.write_table("metrics", rows_table(self.metrics))
+            columns = rows_columns(self.metrics)
+            if columns is None:  # a column pandas must type
+                import pandas as pd
+
+                run.write_table("metrics", pd.DataFrame(self.metrics))
+            else:
+                run.write_columns("metrics", [columns])
         if self.problem_chunks:
-            run.write_row_groups("problems", problem_tables(self.problem_chunks))
+            run.write_columns("problems", problem_row_groups(self.problem_chunks))
         if self.eval_frames:
             import pandas as pd
 
