@@ -124,10 +124,12 @@ def run_chain(
     comparison with the known operations; one row per checkpoint. Finished stages are kept."""
     from conceptweb.analysis.reasoning import load_graph
     from conceptweb.llm.graph import GraphSettings, build_graph
+    from conceptweb.llm.runtime import quiet_libraries
     from conceptweb.llm.train import train_llm
     from conceptweb.llm.truth import chain_concepts, score_token_graph
     from conceptweb.rundir import RunDir
 
+    quiet_libraries(cfg.threads)  # SFT too runs on cfg.threads (torch's default oversubscribes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     problems = synthetic_chain(cfg.problems, seed=seed)
