@@ -55,20 +55,13 @@ def sft_rows(cfg: ChainConfig, seed: int, exclude: set[str]) -> list[dict[str, s
 
 def pretrain(cfg: ChainConfig, rows: list[dict[str, str]], seed: int, out: Path) -> dict[str, Any]:
     """Tokenizer and model built locally, SFT on the worked solutions; saved to `out`."""
-    from conceptweb.experiments.conet_demo import sft_from_scratch
-    from conceptweb.llm.config import ScratchModelConfig
+    from conceptweb.experiments.conet_demo import sft_from_scratch, small_llama
     from conceptweb.llm.models import build_wordlevel_tokenizer
 
     if (out / "pretrain.json").is_file():
         return json.loads((out / "pretrain.json").read_text())
     tokenizer = build_wordlevel_tokenizer([r["prompt"] + r["completion"] for r in rows])
-    scratch = ScratchModelConfig(
-        hidden_size=cfg.hidden,
-        num_layers=cfg.layers,
-        num_heads=cfg.heads,
-        intermediate_size=4 * cfg.hidden,
-        max_position_embeddings=2 * cfg.max_length + 16,
-    )
+    scratch = small_llama(cfg.hidden, cfg.layers, cfg.heads, cfg.max_length)
     info = {"steps": cfg.sft_steps, "examples": len(rows)}
     info.update(
         sft_from_scratch(

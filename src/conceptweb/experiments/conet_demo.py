@@ -185,22 +185,28 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
+def small_llama(hidden: int, layers: int, heads: int, max_length: int) -> Any:
+    """The shape of the demos' locally built models: MLP 4x hidden, room for prompt + answer."""
+    from conceptweb.llm.config import ScratchModelConfig
+
+    return ScratchModelConfig(
+        hidden_size=hidden,
+        num_layers=layers,
+        num_heads=heads,
+        intermediate_size=4 * hidden,
+        max_position_embeddings=2 * max_length + 16,
+    )
+
+
 def pretrain(dc: DemoConfig, neighbors: np.ndarray, seed: int, out: Path) -> dict[str, Any]:
     """Build a transformer and a tokenizer locally and pre-train it on random walks (SFT)."""
-    from conceptweb.llm.config import ScratchModelConfig
     from conceptweb.llm.models import build_wordlevel_tokenizer
 
     if (out / "config.json").is_file():
         return json.loads((out / "pretrain.json").read_text())
     N = neighbors.shape[0]
     tokenizer = build_wordlevel_tokenizer([], ["from", "to", ":", *(node(i) for i in range(N))])
-    scratch = ScratchModelConfig(
-        hidden_size=dc.hidden,
-        num_layers=dc.layers,
-        num_heads=dc.heads,
-        intermediate_size=4 * dc.hidden,
-        max_position_embeddings=2 * dc.L + 16,
-    )
+    scratch = small_llama(dc.hidden, dc.layers, dc.heads, dc.L)
     rows = pretraining_rows(neighbors, dc.pretrain_walks, dc.L, np.random.default_rng([seed, 21]))
     steps = max(1, dc.pretrain_epochs * dc.pretrain_walks // dc.pretrain_batch)
     info = {
