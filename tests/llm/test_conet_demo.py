@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from tests.llm.conftest import require_llm_packages
@@ -22,7 +23,10 @@ from conceptweb.experiments.conet_demo import (  # noqa: E402
     walk_rows,
 )
 from conceptweb.interfaces.conet_demo_report import write_demo_report  # noqa: E402
+from conceptweb.llm.graph import assign_windows, run_checkpoints  # noqa: E402
+from conceptweb.llm.recorder import read_completions  # noqa: E402
 from conceptweb.llm.rewards import WalkTask  # noqa: E402
+from conceptweb.rundir import RunDir  # noqa: E402
 
 
 def small() -> DemoConfig:
@@ -86,3 +90,13 @@ def test_tiny_demo_end_to_end(tmp_path: Path) -> None:
     for r in runs.values():
         assert 0 <= r["reward_end"] <= 1 and r["frustration"] is not None
     assert results["seeds"]["0"]["pretrained_walks"]["edge_validity"] > 0
+    run = RunDir.open(tmp_path / "demo" / "seed0" / "transformer")
+    comp = read_completions(run)
+    per_step = min(small().record, small().Q * small().G)
+    assert (comp["step"] == 0).sum() == per_step  # the pre-trained model's extra sample
+    cks = sorted(run_checkpoints(run))
+    windows = pd.Series(assign_windows(comp["step"].to_numpy(), cks, None)).value_counts()
+    assert sorted(windows.index) == cks and len(cks) == 7  # 0, 2, ..., 12
+    # checkpoint 0's window (the extra sample and GRPO's first step) is as large as the later
+    # ones; the final checkpoint's misses the step its policy would have sampled next
+    assert windows[cks[:-1]].tolist() == [2 * per_step] * 6 and windows[12] == per_step

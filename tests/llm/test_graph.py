@@ -70,6 +70,8 @@ def test_windows_partition_the_recorded_steps() -> None:
     assert own.tolist() == [0, 4, 4, 4, 4, 8, 8, 8, 8, 11, 11, 11]
     own2 = assign_windows(rec, [0, 4, 8, 11], 2)
     assert own2.tolist() == [0, -1, -1, 4, 4, -1, -1, 8, 8, -1, 11, 11]
+    initial = assign_windows(np.array([0, 0, 1, 2]), [0, 4], None)  # step 0: record_initial
+    assert initial.tolist() == [0, 0, 0, 4]
 
 
 def make_run(tmp: Path, n_walks: int = 40, seed: int = 0) -> tuple[Path, list[list[int]]]:

@@ -69,6 +69,12 @@ class DemoConfig(BaseModel):
     threads: int = Field(1, ge=1, description="torch CPU threads")
     record: int = Field(64, ge=0, description="completions recorded per step (for `llm graph`)")
     checkpoints: int = Field(5, ge=1, description="transformer checkpoints kept over training")
+    record_initial: int | None = Field(
+        None,
+        ge=0,
+        description="completions of the pre-trained model recorded before GRPO (None: as many as "
+        "make checkpoint 0's window as large as a later checkpoint's)",
+    )
 
     @classmethod
     def preset(
@@ -320,9 +326,10 @@ def transformer_config(
     data = {
         "seed": seed,
         "steps": dc.steps,
-        "save_steps": max(dc.steps // dc.checkpoints, 1),
+        "save_steps": checkpoint_gap(dc),
         "save_total_limit": None,
         "record_completions": dc.record,
+        "record_initial": initial_record(dc),
         "flush_every": 10,
         "torch_threads": dc.threads,
         "model": {"name_or_path": str(model_dir), "dtype": "float32"},
@@ -361,6 +368,19 @@ def transformer_config(
         },
     }
     return validate_llm_config(data)
+
+
+def initial_record(dc: DemoConfig) -> int:
+    """Completions of the pre-trained model recorded at step 0: with GRPO's first step, checkpoint
+    0's window then holds as many as each later checkpoint's (those kept per step x the gap)."""
+    if dc.record_initial is not None:
+        return dc.record_initial
+    return min(dc.record, dc.Q * dc.G) * (checkpoint_gap(dc) - 1)
+
+
+def checkpoint_gap(dc: DemoConfig) -> int:
+    """GRPO steps between the transformer's checkpoints."""
+    return max(dc.steps // dc.checkpoints, 1)
 
 
 def run_seed(dc: DemoConfig, seed: int, out: Path, echo: Callable[[str], None]) -> dict[str, Any]:

@@ -279,6 +279,13 @@ class LLMRunConfig(_Strict):
         description="completions kept per GRPO step in completions.parquet (a seeded sample; "
         "0: none); `conceptweb llm graph` builds the concept web from them",
     )
+    record_initial: int = Field(
+        0,
+        ge=0,
+        description="completions of the initial model sampled before the first update (GRPO's "
+        "sampling settings, spread over the problems) and recorded at step 0, so that `llm "
+        "graph` estimates checkpoint 0's web from as many completions as a later checkpoint's",
+    )
     model: LLMModelConfig
     data: DataConfig = Field(default_factory=DataConfig)
     task: TaskConfig = Field(default_factory=TaskConfig)

@@ -153,9 +153,10 @@ def assign_windows(record_steps: np.ndarray, ck_steps: list[int], window: int | 
 
     Checkpoint c takes the completions sampled by the policies after c-W+1 .. c updates; W is
     `window`, or (None) the gap since the previous checkpoint, so every completion is used once.
+    Step 0 holds the initial model's extra sample (`record_initial`): the policy after 0 updates.
     """
     out = np.full(record_steps.shape, -1, dtype=np.int64)
-    gen = record_steps - 1
+    gen = np.maximum(record_steps - 1, 0)
     prev = -1
     for c in ck_steps:
         lo = prev if window is None else c - window

@@ -3,11 +3,14 @@
 Later analysis (`conceptweb llm graph`) reads what the model wrote from this file. Each step keeps
 at most `per_step` completions, drawn by reservoir sampling with a generator seeded by
 (seed, step), so memory is bounded whatever the batch size and the sample is reproducible.
+Step 0 holds an optional extra sample of the initial model (`record_initial`), drawn before
+the first update.
 """
 
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -177,6 +180,54 @@ class CompletionRecorder(TrainerCallback):  # type: ignore[misc,valid-type]
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:
             self.write()
+
+
+def initial_rows(
+    generator: Any, problems: list[Any], task: Task, cfg: Any, n: int
+) -> list[dict[str, Any]]:
+    """n completions of the initial model, as completions rows recorded at step 0.
+
+    Spread over the training problems: ceil(n / k) of them in a seeded order, k = ceil(n / Q)
+    samples each with GRPO's sampling settings (the last group cut so that n are kept). Every
+    process must call (the problems are sharded across processes).
+    """
+    from conceptweb.llm.data import format_prompt
+    from conceptweb.llm.generate import sample_sharded
+
+    if n <= 0 or not problems:
+        return []
+    k = math.ceil(n / len(problems))
+    order = np.random.default_rng([cfg.seed, 0, 2]).permutation(len(problems))
+    chosen = [problems[i] for i in sorted(order[: math.ceil(n / k)].tolist())]
+    d, g = cfg.data, cfg.grpo
+    prompts = [
+        format_prompt(p.question, d.prompt_template, d.chat, d.system_prompt) for p in chosen
+    ]
+    groups = sample_sharded(
+        generator,
+        prompts,
+        k,
+        temperature=g.temperature,
+        top_p=g.top_p,
+        max_new_tokens=g.max_completion_length,
+        seed=cfg.seed,
+    )
+    rows = []
+    for p, prompt, group in zip(chosen, prompts, groups, strict=True):
+        for j, s in enumerate(group):
+            rows.append(
+                {
+                    "step": 0,
+                    "problem": int(p.id),
+                    "sample": j,
+                    "prompt": completion_text(prompt),
+                    "text": s.text,
+                    "n_tokens": int(s.n_tokens),
+                    "correct": bool(task.score(s.text, {"answer": p.answer, **p.extra}).correct),
+                    "truncated": bool(s.truncated),
+                }
+            )
+    return rows[:n]
 
 
 def completions_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:

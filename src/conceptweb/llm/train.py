@@ -42,7 +42,13 @@ from conceptweb.llm.models import (
     weights_dtype,
 )
 from conceptweb.llm.monitor import Monitor, RecordBook, truncate_records
-from conceptweb.llm.recorder import CompletionRecorder, recorded_rows
+from conceptweb.llm.recorder import (
+    COMPLETIONS_TABLE,
+    CompletionRecorder,
+    completions_frame,
+    initial_rows,
+    recorded_rows,
+)
 from conceptweb.llm.rewards import (
     Task,
     WalkTask,
@@ -416,6 +422,8 @@ class Orchestrator:
             else RecordBook(self.setup.n_problems, conf)
         )
         self.completions = recorded_rows(run, up_to) if resume else []
+        if up_to == 0 and not any(r["step"] == 0 for r in self.completions):
+            self._record_initial(model, tokenizer)
         while state.phase != "done":
             if state.phase == "heat":
                 del model
@@ -430,6 +438,21 @@ class Orchestrator:
             state.save(run)
         self._finish(model, tokenizer, book)
         return run
+
+    def _record_initial(self, model: Any, tokenizer: Any) -> None:
+        """record_initial completions of the initial model, written at step 0 before GRPO."""
+        n = self.cfg.record_initial
+        if n <= 0:
+            return
+        self.echo(f"sampling {n} completions of the initial model (record_initial)")
+        generator = training_generator(
+            self.cfg, model, tokenizer, None, "hf", probe_batch_size(self.cfg), "record_initial"
+        )
+        rows = initial_rows(generator, self.setup.data.problems, self.setup.task, self.cfg, n)
+        self.completions.extend(rows)
+        if is_main_process():
+            self.run_dir.append_table(COMPLETIONS_TABLE, completions_frame(rows))
+        barrier()
 
     def _resolve_reward(self, tokenizer: Any) -> None:
         """task.reward auto: DeepScaleR's reward for a thinking model's chat template."""
