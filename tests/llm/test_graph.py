@@ -218,11 +218,11 @@ def test_cli_writes_and_summarises(tmp_path: Path) -> None:
 
 
 def test_record_graph_analyze_on_a_trained_run(tmp_path: Path) -> None:
-    from conceptweb.llm.train import train_llm
+    from conceptweb.llm.train import prepare, train_llm
     from tests.llm.conftest import tiny_config
 
     out = tmp_path / "run"
-    cfg = tiny_config(steps=4, save_steps=2, record_completions=5)
+    cfg = tiny_config(steps=4, save_steps=2, record_completions=5, record_initial=6)
     cfg.grpo.max_completion_length = 4
     train_llm(cfg, out, echo=lambda m: None)
     comp = RunDir.open(out).read_table("completions")  # appended parts
@@ -236,11 +236,19 @@ def test_record_graph_analyze_on_a_trained_run(tmp_path: Path) -> None:
         "correct",
         "truncated",
     ]
-    assert comp.groupby("step").size().tolist() == [5, 5, 5, 5]  # 32 completions, 5 kept
+    assert comp.groupby("step").size().tolist() == [6, 5, 5, 5, 5]  # 32 completions, 5 kept
     assert (comp["sample"] < 4).all() and (comp["n_tokens"] <= 4).all()
     assert (~comp["truncated"] | (comp["n_tokens"] == 4)).all()  # only full-length ones
+    first = comp[comp["step"] == 0]  # record_initial: 6 problems, one sample each
+    assert first["problem"].nunique() == 6 and (first["sample"] == 0).all()
+    setup = prepare(cfg)
+    answers = {p.id: p.answer for p in setup.data.problems}
+    for r in first.itertuples():  # scored as GRPO scores its completions
+        assert r.correct == setup.task.score(r.text, {"answer": answers[r.problem]}).correct
     res = cli(str(out), "--segment", "token", "--all", "--concepts", "3", "--quiet")
     assert res.exit_code == 0, res.output
+    steps = pd.read_parquet(out / "graph" / "steps.parquet")
+    assert set(steps.loc[steps["record_step"] == 0, "step"]) == {0}  # checkpoint 0's window
     res = CliRunner().invoke(app, ["analyze", str(out)])
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
