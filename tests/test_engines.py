@@ -103,6 +103,22 @@ def test_walk_logprob_equals_the_token_form(engine):
     np.testing.assert_array_equal(engine.visits(ro, 24, logits.shape[0]), visits)
 
 
+@pytest.mark.parametrize("K", [1, 3, 8, 13, 40, 128, 130])
+def test_policy_tables_equal_numpys_bit_for_bit(engine, K):
+    """The engine's softmax and entropy give conceptweb.model.policy's numbers exactly (numpy's
+    exp, log and order of summation), so the engine changes no walk and no record."""
+    from conceptweb.model.policy import MASKED_LOGIT, entropy, softmax
+
+    rng = np.random.default_rng(K)
+    logits = rng.normal(0, 3, (200, K))
+    logits[rng.random(logits.shape) < 0.2] = MASKED_LOGIT  # padding slots: probability 0
+    logits[:, 0] = np.where(rng.random(200) < 0.5, logits[:, 0], 0.0)
+    for T in (1.0, 0.7):
+        probs = engine.softmax(logits, T)
+        np.testing.assert_array_equal(probs, softmax(logits, T))
+        np.testing.assert_array_equal(engine.entropy(probs), entropy(probs))
+
+
 def test_kernels_compiled_ahead_equal_the_jit_ones():
     """The cached ahead-of-time module, the in-process JIT and the multi-core walks give the same
     numbers, bit for bit."""
@@ -117,7 +133,8 @@ def test_kernels_compiled_ahead_equal_the_jit_ones():
     a, w, logits = _walks_and_weights("numba")
     b = by_jit.sample(*_sample_args(a, logits))
     c = ahead.sample(*_sample_args(a, logits))
-    by_jit.k = type("ParallelWalks", (), {"walks": staticmethod(numba_kernels.walks_parallel)})
+    parallel = {"walks": numba_kernels.walks_parallel, "cumsum_rows": numba_kernels.cumsum_rows}
+    by_jit.k = type("ParallelWalks", (), {k: staticmethod(f) for k, f in parallel.items()})
     d = by_jit.sample(*_sample_args(a, logits))  # the multi-core kernel of large batches
     by_jit.k = numba_kernels
     for name in ("nodes", "actions", "lengths", "success"):
@@ -134,6 +151,10 @@ def test_kernels_compiled_ahead_equal_the_jit_ones():
     assert x[0] == y[0]
     np.testing.assert_array_equal(x[1], y[1])
     np.testing.assert_array_equal(by_jit.visits(a, 30, 40), ahead.visits(a, 30, 40))
+    assert engines.KERNEL_ROW_MAX == numba_kernels.PAIRWISE_BLOCK
+    probs = by_jit.softmax(logits, 0.7)
+    np.testing.assert_array_equal(probs, ahead.softmax(logits, 0.7))
+    np.testing.assert_array_equal(by_jit.entropy(probs), ahead.entropy(probs))
 
 
 def _sample_args(ro, logits):

@@ -107,9 +107,12 @@ def group_advantages(rewards: np.ndarray, G: int, eps: float = 1e-4) -> np.ndarr
     succeed (or all fail) gets exactly zero advantage.
     """
     r = np.asarray(rewards, dtype=np.float64).reshape(-1, G)
-    mean = r.mean(axis=1, keepdims=True)
-    std = r.std(axis=1, ddof=1, keepdims=True)
-    return ((r - mean) / (std + eps)).ravel()
+    # r.mean(axis=1) and r.std(axis=1, ddof=1), step by step as numpy computes them (same bits)
+    mean = np.add.reduce(r, axis=1, keepdims=True) / G
+    centred = r - mean
+    square = np.multiply(centred, centred)
+    std = np.sqrt(np.add.reduce(square, axis=1, keepdims=True) / (G - 1))
+    return (centred / (std + eps)).ravel()
 
 
 @ESTIMATORS.register("grpo")

@@ -172,5 +172,5 @@ def grpo_update(
         stats["loss"] = loss
         stats["grad_norm"] = float(np.linalg.norm(grad))
         optimizer.step(logits, grad)
-    stats["adv_nonzero_frac"] = float((np.abs(advantages) > 0).mean())
+    stats["adv_nonzero_frac"] = np.count_nonzero(np.abs(advantages) > 0) / advantages.size
     return stats

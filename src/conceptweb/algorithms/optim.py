@@ -22,17 +22,26 @@ class Adam:
         self.m = np.zeros(shape)
         self.v = np.zeros(shape)
         self.t = 0
+        self._scratch: tuple[np.ndarray, np.ndarray] | None = None
 
     def step(self, params: np.ndarray, grad: np.ndarray) -> None:
-        """One descent step on `params` along `grad` (the gradient of a loss)."""
+        """One descent step on `params` along `grad` (the gradient of a loss).
+
+        params -= lr * m_hat / (sqrt(v_hat) + eps), each operation in place in two scratch
+        arrays (the same numbers as the expression, without its temporaries).
+        """
         self.t += 1
+        if self._scratch is None or self._scratch[0].shape != grad.shape:
+            self._scratch = (np.empty(grad.shape), np.empty(grad.shape))
+        a, b = self._scratch
         self.m *= self.beta1
-        self.m += (1 - self.beta1) * grad
+        self.m += np.multiply(grad, 1 - self.beta1, out=a)
         self.v *= self.beta2
-        self.v += (1 - self.beta2) * grad * grad
-        m_hat = self.m / (1 - self.beta1**self.t)
-        v_hat = self.v / (1 - self.beta2**self.t)
-        params -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
+        self.v += np.multiply(np.multiply(grad, 1 - self.beta2, out=a), grad, out=a)
+        step = np.multiply(np.divide(self.m, 1 - self.beta1**self.t, out=a), self.lr, out=a)
+        scale = np.sqrt(np.divide(self.v, 1 - self.beta2**self.t, out=b), out=b)
+        scale += self.eps
+        params -= np.divide(step, scale, out=a)
 
     def state(self, with_lr: bool = False) -> AdamState:
         """The moments and step count (and the learning rate if asked), for a checkpoint."""

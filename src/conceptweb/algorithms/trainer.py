@@ -58,7 +58,7 @@ from conceptweb.algorithms.world import (
 from conceptweb.config import RunConfig
 from conceptweb.errors import ConceptwebError
 from conceptweb.model.engines import AUTO, RolloutEngine, get_engine
-from conceptweb.model.policy import log_softmax, softmax
+from conceptweb.model.policy import log_softmax
 from conceptweb.model.rollouts import Rollouts
 from conceptweb.rundir import RunDir
 from conceptweb.runformat import (
@@ -187,8 +187,8 @@ class TrainState:
         first = shortest[q]
         n = rollouts.lengths[first].astype(np.int64)
         L = rollouts.nodes.shape[1]
-        self.own_paths[q] = -1
-        self.own_paths[q, :L] = rollouts.nodes[first]
+        self.own_paths[q, :L] = rollouts.nodes[first]  # -1 past each walk's end
+        self.own_paths[q, L:] = -1
         # the answer node closes the path (a successful walk's last step lands on it)
         self.own_paths[q, n] = targets[q]
 
@@ -331,7 +331,7 @@ class Trainer:
         Q = len(world.train)
         # sample
         tracked = world.tracked
-        probs = softmax(state.logits, T)
+        probs = self.engine.softmax(state.logits, T)
         walks = self.engine.sample(
             world.graph.neighbors,
             probs,
@@ -350,7 +350,7 @@ class Trainer:
             walks,
             stats,
             Q,
-            probs if not heating else softmax(state.logits, cfg.model.temperature),
+            probs if not heating else self.engine.softmax(state.logits, cfg.model.temperature),
             self.engine,
         )
         # update

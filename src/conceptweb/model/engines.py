@@ -24,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from conceptweb.errors import ConceptwebError
+from conceptweb.model import policy
 from conceptweb.model.policy import log_softmax, softmax
 from conceptweb.model.rollouts import Rollouts, problem_stats, sample_rollouts
 from conceptweb.registry import Registry
@@ -33,6 +34,14 @@ class RolloutEngine(Protocol):
     """What the trainer needs from an engine."""
 
     name: str
+
+    def softmax(self, logits: np.ndarray, temperature: float) -> np.ndarray:
+        """The policy's table pi (N, K) at `temperature`: conceptweb.model.policy.softmax."""
+        ...
+
+    def entropy(self, probs: np.ndarray) -> np.ndarray:
+        """The entropy of each row of probs, shape (N,): conceptweb.model.policy.entropy."""
+        ...
 
     def sample(
         self,
@@ -95,6 +104,12 @@ class NumpyEngine:
 
     name = "numpy"
 
+    def softmax(self, logits: np.ndarray, temperature: float) -> np.ndarray:  # noqa: D102
+        return policy.softmax(logits, temperature)
+
+    def entropy(self, probs: np.ndarray) -> np.ndarray:  # noqa: D102
+        return policy.entropy(probs)
+
     def sample(self, neighbors, probs, sources, targets, G, L, rng) -> Rollouts:  # noqa: D102
         return sample_rollouts(neighbors, probs, sources, targets, G, L, rng)
 
@@ -147,10 +162,25 @@ class NumbaEngine:
 
             self.k = numba_kernels
 
+    def softmax(self, logits: np.ndarray, temperature: float) -> np.ndarray:  # noqa: D102
+        if logits.shape[1] > KERNEL_ROW_MAX:
+            return policy.softmax(logits, temperature)
+        probs = np.empty(logits.shape)
+        self.k.softmax(_c(logits, np.float64), float(temperature), probs)
+        return probs
+
+    def entropy(self, probs: np.ndarray) -> np.ndarray:  # noqa: D102
+        if probs.shape[1] > KERNEL_ROW_MAX:
+            return policy.entropy(probs)
+        out = np.empty(probs.shape[0])
+        self.k.entropy(_c(probs, np.float64), out)
+        return out
+
     def sample(self, neighbors, probs, sources, targets, G, L, rng) -> Rollouts:  # noqa: D102
         P = len(sources)
         M = P * G
-        cdf = np.cumsum(probs, axis=1)
+        cdf = np.empty(probs.shape)
+        self.k.cumsum_rows(_c(probs, np.float64), cdf)
         nodes = np.empty((M, L), dtype=np.int32)  # the kernel writes every entry
         actions = np.empty((M, L), dtype=np.int16)
         lengths = np.empty(M, dtype=np.int32)
@@ -241,6 +271,10 @@ class NumbaEngine:
 # from this many walk-step slots (M * L) on, walks run on every core (the JIT-compiled parallel
 # kernel; same numbers): at N=100k, Q=10k, G=16, L=200 a step samples 32M walker-steps
 PARALLEL_WALK_STEPS = 2**24
+
+# the softmax and entropy kernels sum rows of up to this many entries in numpy's order, so they
+# give numpy's numbers bit for bit (numba_kernels.PAIRWISE_BLOCK; wider rows use numpy)
+KERNEL_ROW_MAX = 128
 
 # the per-problem statistics the numba kernel writes, in its argument order
 _STAT_KEYS = ("n_correct", "len_mean", "len_correct_mean", "n_distinct_correct", "path_entropy")

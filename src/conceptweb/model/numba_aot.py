@@ -36,6 +36,9 @@ SIGNATURES = {
     "walk_logprob": "f8(i4[:,::1], i2[:,::1], i4[::1], f8[::1], f8[:,::1], f8, f8[:,::1])",
     "logprob_grad": "f8[:,::1](i8[::1], i8[::1], f8[::1], f8[:,::1], f8)",
     "weighted_logprob": "Tuple((f8, f8[:,::1]))(i8[::1], i8[::1], i8[::1], f8[::1], f8[:,::1], f8)",
+    "softmax": "void(f8[:,::1], f8, f8[:,::1])",
+    "entropy": "void(f8[:,::1], f8[::1])",
+    "cumsum_rows": "void(f8[:,::1], f8[:,::1])",
 }
 _BUILD_TIMEOUT_S = 600
 

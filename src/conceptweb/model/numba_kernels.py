@@ -160,7 +160,8 @@ def problem_stats(
         if n == 0:
             continue
         len_correct[q] = total_ok / n
-        sorted_hashes = np.sort(ok_hashes[:n])
+        sorted_hashes = ok_hashes[:n]
+        sorted_hashes.sort()
         ent, run = 0.0, 1
         for i in range(1, n + 1):
             if i < n and sorted_hashes[i] == sorted_hashes[i - 1]:
@@ -252,3 +253,67 @@ def _logprob_and_grad(pair_w, node_w, visited, logits, temperature):
             total += pair_w[n, k] * ((logits[n, k] - top) / temperature - np.log(z))
             pair_w[n, k] = (pair_w[n, k] - node_w[n] * p[k] / z) / temperature
     return total
+
+
+# -- the policy's tables, bit for bit what the numpy functions of conceptweb.model.policy give --
+PAIRWISE_BLOCK = 128  # rows up to this long are summed in numpy's order (the engine checks)
+
+
+@jit
+def _row_sum(a):
+    """The sum of a row of at most PAIRWISE_BLOCK values, added in numpy's order (pairwise
+    summation: 8 running sums, then the rest), so that it equals numpy's `.sum(axis=-1)`."""
+    n = a.size
+    if n < 8:
+        total = -0.0
+        for i in range(n):
+            total += a[i]
+        return total
+    r0, r1, r2, r3, r4, r5, r6, r7 = a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]
+    for i in range(8, n - n % 8, 8):
+        r0, r1, r2, r3 = r0 + a[i], r1 + a[i + 1], r2 + a[i + 2], r3 + a[i + 3]
+        r4, r5, r6, r7 = r4 + a[i + 4], r5 + a[i + 5], r6 + a[i + 6], r7 + a[i + 7]
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    for i in range(n - n % 8, n):
+        total += a[i]
+    return total
+
+
+@jit
+def softmax(logits, temperature, probs):
+    """probs[n] = softmax(logits[n] / temperature), written into probs (N, K <= PAIRWISE_BLOCK)."""
+    N, K = logits.shape
+    for n in range(N):
+        z = probs[n]
+        for k in range(K):
+            z[k] = logits[n, k] if temperature == 1.0 else logits[n, k] / temperature
+        top = z.max()
+        for k in range(K):
+            z[k] = np.exp(z[k] - top)
+        total = _row_sum(z)
+        for k in range(K):
+            z[k] /= total
+
+
+@jit
+def entropy(probs, out):
+    """out[n] = the entropy (nats) of row n of probs (K <= PAIRWISE_BLOCK; p = 0 counts 0)."""
+    N, K = probs.shape
+    terms = np.empty(K)
+    for n in range(N):
+        for k in range(K):
+            p = probs[n, k]
+            terms[k] = p * np.log(p) if p > 0 else 0.0
+        out[n] = -_row_sum(terms)
+
+
+@jit
+def cumsum_rows(probs, cdf):
+    """cdf[n, k] = probs[n, 0] + ... + probs[n, k], added left to right (numpy's cumsum)."""
+    N, K = probs.shape
+    for n in range(N):
+        total = probs[n, 0]
+        cdf[n, 0] = total
+        for k in range(1, K):
+            total += probs[n, k]
+            cdf[n, k] = total
