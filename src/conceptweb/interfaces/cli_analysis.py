@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conceptweb.interfaces.cli_common import flag, group, user_errors
@@ -26,6 +25,8 @@ def _stage_progress(enabled: bool) -> Iterator[Any]:
     if not enabled:
         yield lambda stage, done, total: None
         return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     progress = Progress(
         TextColumn("[bold]{task.description:<13}"),
         BarColumn(),

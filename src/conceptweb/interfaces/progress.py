@@ -8,20 +8,15 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from conceptweb.interfaces.console import console
 from conceptweb.interfaces.numbers import fmt
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 LABEL_WIDTH = 16
 
@@ -72,12 +67,22 @@ class LineProgress:
         print(text, file=sys.stderr, flush=True)
 
 
-def _bar(target: Console, *fields: Any) -> Progress:
+def _bar(target: Console, note_style: str = "") -> Progress:
+    """A bar with a note column (rich.progress is imported here: logs and pipes never need it)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     return Progress(
         TextColumn(f"[bold]{{task.description:<{LABEL_WIDTH}}}"),
         BarColumn(bar_width=12),
         MofNCompleteColumn(),
-        *fields,
+        TextColumn("{task.fields[note]}", style=note_style),
         TimeElapsedColumn(),
         TimeRemainingColumn(compact=True),
         console=target,
@@ -113,7 +118,7 @@ def training_progress(
         lines = LineProgress(label, total, start)
         yield lambda row: lines.update(int(row["step"]), _row_note(row, n_problems))
         return
-    with _bar(target, TextColumn("{task.fields[note]}")) as progress:
+    with _bar(target) as progress:
         task = progress.add_task(_short(label), total=total, completed=start, note="")
 
         def update(row: dict[str, Any]) -> None:
@@ -143,7 +148,7 @@ def task_progress(
 
         yield advance_line
         return
-    with _bar(target, TextColumn("{task.fields[note]}", style="dim")) as progress:
+    with _bar(target, "dim") as progress:
         task = progress.add_task(_short(label), total=total, note="")
 
         def advance(n: int = 1, note: str = "") -> None:
