@@ -113,14 +113,25 @@ def _walk_range(
 
 
 @jit
-def path_hash(actions, lengths, m):
-    """A 64-bit fingerprint of walk m's action sequence, equal to Rollouts.path_hashes()[m]."""
+def path_hash(actions, lengths, m, powers):
+    """A 64-bit fingerprint of walk m's action sequence, equal to Rollouts.path_hashes()[m]:
+    the sum of (action + 1) * powers[t], powers[t] = _HASH_BASE ** (t + 1) (modulo 2 ** 64, so
+    the order of the terms does not matter and they are independent)."""
     h = np.uint64(0)
-    power = np.uint64(1)
     for t in range(lengths[m]):
-        power *= _HASH_BASE
-        h += np.uint64(actions[m, t] + 1) * power
+        h += np.uint64(actions[m, t] + 1) * powers[t]
     return h ^ np.uint64(lengths[m])
+
+
+@jit
+def _hash_powers(L):
+    """_HASH_BASE ** (t + 1) modulo 2 ** 64 for t < L."""
+    powers = np.empty(L, dtype=np.uint64)
+    power = np.uint64(1)
+    for t in range(L):
+        power *= _HASH_BASE
+        powers[t] = power
+    return powers
 
 
 @jit
@@ -141,12 +152,13 @@ def problem_stats(
     length; -1 if none), written into the outputs (walks of problem q are q*G .. q*G+G-1)."""
     P = lengths.size // G
     ok_hashes = np.empty(G, dtype=np.uint64)
+    powers = _hash_powers(actions.shape[1])
     for q in range(P):
         n, total, total_ok, best = 0, 0.0, 0.0, -1
         for m in range(q * G, q * G + G):
             total += lengths[m]
             if success[m]:
-                ok_hashes[n] = path_hash(actions, lengths, m)
+                ok_hashes[n] = path_hash(actions, lengths, m, powers)
                 total_ok += lengths[m]
                 n += 1
                 if best < 0 or lengths[m] < lengths[best]:
@@ -240,18 +252,23 @@ def _logprob_and_grad(pair_w, node_w, visited, logits, temperature):
     """Given the summed weights of each (node, action) and node, the weighted log-likelihood;
     pair_w becomes its gradient (rows of unvisited nodes stay 0)."""
     K = logits.shape[1]
+    scaled = temperature != 1.0  # x / 1.0 is x: at T = 1 the divisions are skipped
     total = 0.0
     p = np.empty(K)
+    d = np.empty(K)  # (logits - max) / temperature
     for n in range(logits.shape[0]):
         if not visited[n]:
             continue
         top = logits[n].max()
         for k in range(K):
-            p[k] = np.exp((logits[n, k] - top) / temperature)
+            d[k] = (logits[n, k] - top) / temperature if scaled else logits[n, k] - top
+            p[k] = np.exp(d[k])
         z = p.sum()
+        log_z = np.log(z)
         for k in range(K):
-            total += pair_w[n, k] * ((logits[n, k] - top) / temperature - np.log(z))
-            pair_w[n, k] = (pair_w[n, k] - node_w[n] * p[k] / z) / temperature
+            total += pair_w[n, k] * (d[k] - log_z)
+            g = pair_w[n, k] - node_w[n] * p[k] / z
+            pair_w[n, k] = g / temperature if scaled else g
     return total
 
 
