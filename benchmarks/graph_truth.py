@@ -5,6 +5,8 @@ sizes, transformer only), records its completions, builds the concept graph of e
 checkpoint with token segmentation and hidden-state representation (the extractor never reads
 the node names), and compares with the web of the same completions' true node sequences:
 cluster purity, edge-set F1 (concepts mapped to their majority node) and |<k> - true <k>|.
+The demo records an extra sample of the pre-trained model (`record_initial`), so checkpoint 0's
+web is estimated from as many completions as the later checkpoints'.
 Prints one table per setting and a summary over seeds (mean and 95% t-interval).
 
     nice -n 10 python benchmarks/graph_truth.py --out runs/graph-truth --seeds 3
@@ -41,32 +43,38 @@ SIZES = [
 ]
 
 
-def measure(run: Path, n_nodes: int, tau: float, seed: int) -> list[pd.DataFrame]:
-    """Score the extractor on one transformer run: K = N concepts (and K = 2N, split states).
+FIT_ALL = 10**9  # fit the codebook on every step (about 36000), not a sample of 20000
 
-    Two layer choices: the default (round(0.9 x depth)) and `--layer auto` (silhouette); the
-    split-state analysis (K = 2N) uses the last one.
+
+def measure(run: Path, n_nodes: int, tau: float, seed: int, tau_low: float) -> list[pd.DataFrame]:
+    """Score the extractor on one transformer run at several settings (one codebook each).
+
+    K = N + 1 concepts: the true classes of the scorer, N nodes and one class for the non-node
+    tokens the model writes ("to", "from", ":"); K = N for comparison (a k-means centre spent on
+    those tokens then merges two nodes). Two layer choices: the default (round(0.9 x depth))
+    and `--layer auto` (silhouette). The last setting (auto, K = N + 1) is also scored at
+    `tau_low`, where the pre-trained walk's web has edges, and gives the split-state analysis
+    (its K = 2N sweep).
     """
     frames = []
-    settings = {
-        "layer 0.9 depth": GraphSettings(
-            segment="token", include="all", n_concepts=n_nodes, sweep=[2 * n_nodes], seed=seed
+    base = {"segment": "token", "include": "all", "seed": seed, "fit_max": FIT_ALL}
+    settings = [
+        ("layer 0.9 depth", GraphSettings(**base, n_concepts=n_nodes + 1, sweep=[])),
+        ("layer auto", GraphSettings(**base, n_concepts=n_nodes, sweep=[], layer="auto")),
+        (
+            "layer auto",
+            GraphSettings(**base, n_concepts=n_nodes + 1, sweep=[2 * n_nodes], layer="auto"),
         ),
-        "layer auto": GraphSettings(
-            segment="token",
-            include="all",
-            n_concepts=n_nodes,
-            sweep=[2 * n_nodes],
-            seed=seed,
-            layer="auto",
-        ),
-    }
-    for name, s in settings.items():
+    ]
+    for name, s in settings:
         build_graph(run, s)
         steps, edges, meta = load_graph(RunDir.open(run))
         frame = score_token_graph(steps, edges, tau)
         frame.insert(0, "setting", f"{name}={meta['layer']}, K={meta['n_concepts']}")
         frames.append(frame)
+    low = score_token_graph(steps, edges, tau_low)
+    low.insert(0, "setting", f"layer auto={meta['layer']}, K={meta['n_concepts']}, tau={tau_low}")
+    frames.append(low)
     col = f"concept_k{2 * n_nodes}"
     rows = []
     for step, g in steps.groupby("step"):
@@ -82,6 +90,9 @@ def main() -> None:
     ap.add_argument("--out", default="runs/graph-truth")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--tau", type=float, default=0.5)
+    ap.add_argument(
+        "--tau-low", type=float, default=0.2, help="also score the main setting at this tau"
+    )
     ap.add_argument("--set", action="append", default=[], help="demo config overrides")
     ap.add_argument("--only-seed", type=int, default=None, help="measure one trained seed")
     args = ap.parse_args()
@@ -94,7 +105,7 @@ def main() -> None:
     frames = []
     for seed in seeds:
         run = Path(args.out) / f"seed{seed}" / "transformer"
-        for frame in measure(run, dc.N, args.tau, seed):
+        for frame in measure(run, dc.N, args.tau, seed, args.tau_low):
             frames.append(frame.assign(seed=seed))
     table = pd.concat(frames, ignore_index=True)
     table["abs_k_diff"] = table["k_diff"].abs()

@@ -139,6 +139,27 @@ def test_graph_recovers_the_nodes_with_one_codebook(tmp_path: Path) -> None:
     assert edges["count"].sum() == len(steps) - steps.groupby(["record_step", "sample"]).ngroups
 
 
+def test_a_concept_of_non_node_tokens_is_the_true_webs_other_class() -> None:
+    from conceptweb.analysis.reasoning import edges_frame, sequences_of, transition_counts
+    from conceptweb.llm.truth import score_checkpoint
+
+    texts = ["to", "n1", "n2", "to", "n1", "n2", "n2", "n1"]
+    steps = pd.DataFrame(
+        {
+            "step": 0,
+            "record_step": 1,
+            "problem": 0,
+            "sample": [0, 0, 0, 1, 1, 1, 2, 2],
+            "position": [0, 1, 2, 0, 1, 2, 0, 1],
+            "text": texts,
+            "concept": [{"to": 7, "n1": 3, "n2": 5}[t] for t in texts],
+        }
+    )
+    edges = edges_frame(0, transition_counts(sequences_of(steps)))
+    sc = score_checkpoint(steps, edges, 0.5)  # "to" -> n1 is an edge of both webs
+    assert sc["purity"] == 1.0 and sc["n_true_edges"] == 3 and sc["edge_f1"] == 1.0
+
+
 def test_layer_auto_chooses_the_best_clustered_candidate(tmp_path: Path) -> None:
     assert auto_layers(1) == [1] and auto_layers(2) == [1, 2]
     assert auto_layers(28) == [7, 14, 21, 25]  # 1/4, 1/2, 3/4, 0.9 of the depth; never 0

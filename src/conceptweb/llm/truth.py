@@ -83,6 +83,8 @@ def score_checkpoint(
     `labeler` gives each step text its true concept (CoNet nodes by default; -1 = other).
     """
     labels = labeler(steps["text"])
+    other = int(labels.max()) + 1 if len(labels) else 0  # non-node tokens: one class of their own
+    labels = np.where(labels < 0, other, labels)  # the same class in both webs
     pur, majority = purity(steps[column].to_numpy(), labels)
     if column == "concept":
         web = web_from_edges(edges, tau)
@@ -90,8 +92,7 @@ def score_checkpoint(
         web = web_from_edges(edges_frame(0, transition_counts(sequences_of(steps, column))), tau)
     mapped = {(majority[a], majority[b]) for a, b in web.edges()}
     mapped = {(a, b) for a, b in mapped if a != b}
-    other = int(labels.max()) + 1 if len(labels) else 0  # non-node tokens: one class of their own
-    truth = steps.assign(node=np.where(labels < 0, other, labels))
+    truth = steps.assign(node=labels)
     true_web = web_from_edges(edges_frame(0, transition_counts(sequences_of(truth, "node"))), tau)
     k_found, k_true = avg_degree(web), avg_degree(true_web)
     per_node = pd.Series(list(majority.values())).value_counts()
