@@ -232,10 +232,11 @@ def test_unloadable_checkpoint_leaves_no_trace(tmp_path: Path) -> None:
 
 def test_cli_writes_and_summarises(tmp_path: Path) -> None:
     path, _ = make_run(tmp_path)
-    res = cli(str(path), "--concepts", "10", "--quiet", "--represent", "text")
+    res = cli(str(path), "--concepts", "10", "--quiet", "--represent", "text", "--fit-max", "50")
     assert res.exit_code == 0, res.output
     meta = json.loads((path / "graph" / "meta.json").read_text())
     assert meta["represent"] == "text" and meta["n_concepts"] == 10
+    assert meta["codebook"]["n_fit"] == 50 < meta["codebook"]["n_steps"]
 
 
 def test_record_graph_analyze_on_a_trained_run(tmp_path: Path) -> None:

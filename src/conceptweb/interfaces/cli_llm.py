@@ -265,6 +265,12 @@ def graph(
     no_normalize: Annotated[
         bool, typer.Option("--no-normalize", help="cluster raw hidden states (not unit length)")
     ] = False,
+    fit_max: Annotated[
+        int,
+        typer.Option(
+            min=2, help="the codebook is fitted on at most this many steps (a seeded sample)"
+        ),
+    ] = 20000,
     seed: Annotated[int, typer.Option(help="seed of the codebook and of its fitting sample")] = 0,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     quiet: QuietOpt = False,
@@ -297,6 +303,7 @@ def graph(
         steps=_int_list(steps, "--steps"),
         batch_size=batch_size,
         normalize=not no_normalize,
+        fit_max=fit_max,
         seed=seed,
         threads=threads,
     )
