@@ -227,6 +227,11 @@ ConceptsOpt = Annotated[
     typer.Option("--concepts", "-k", help="number of concepts (default: best silhouette)"),
 ]
 
+FitMaxOpt = Annotated[
+    int,
+    typer.Option(min=2, help="the codebook is fitted on at most this many steps (a seeded sample)"),
+]
+
 
 @app.command("graph")
 @user_errors
@@ -265,12 +270,7 @@ def graph(
     no_normalize: Annotated[
         bool, typer.Option("--no-normalize", help="cluster raw hidden states (not unit length)")
     ] = False,
-    fit_max: Annotated[
-        int,
-        typer.Option(
-            min=2, help="the codebook is fitted on at most this many steps (a seeded sample)"
-        ),
-    ] = 20000,
+    fit_max: FitMaxOpt = 20000,
     seed: Annotated[int, typer.Option(help="seed of the codebook and of its fitting sample")] = 0,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     quiet: QuietOpt = False,
