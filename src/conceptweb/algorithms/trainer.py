@@ -59,6 +59,7 @@ from conceptweb.config import RunConfig
 from conceptweb.errors import ConceptwebError
 from conceptweb.model.engines import AUTO, RolloutEngine, get_engine
 from conceptweb.model.policy import log_softmax
+from conceptweb.model.replicas import WalkRequest
 from conceptweb.model.rollouts import Rollouts
 from conceptweb.rundir import RunDir
 from conceptweb.runformat import (
@@ -309,6 +310,10 @@ class Trainer:
                 return self.result(STATUS_RUNNING)
             self.train_step()
             done += 1
+        return self.finish()
+
+    def finish(self) -> TrainResult:
+        """Mark the run finished and tell the callbacks (after its last step)."""
         if self.run_dir is not None:
             self.run_dir.update_meta(status=STATUS_FINISHED, last_step=self.state.step)
         result = self.result(STATUS_FINISHED)
@@ -316,31 +321,50 @@ class Trainer:
             cb.on_train_end(self, result)
         return result
 
-    def train_step(self) -> dict[str, Any]:
-        """One step: sample -> record -> update -> trigger, then the callbacks."""
+    def next_policy(self) -> tuple[float, np.ndarray]:
+        """The next step's sampling temperature and the policy (N, K) its walks come from."""
+        step = self.state.step + 1
+        heating = step > self.cfg.sft.steps and step in self.state.heat
+        T = self.cfg.model.temperature
+        if heating:
+            T = self.operator.temperature(T, self.cfg)
+        return T, self.engine.softmax(self.state.logits, T)
+
+    def walk_request(self, probs: np.ndarray) -> WalkRequest:
+        """The next step's walks under `probs`, as a request (batched replicas sample it)."""
+        tracked = self.world.tracked
+        return WalkRequest(
+            self.engine,
+            self.world.graph.neighbors,
+            probs,
+            tracked.sources,
+            tracked.targets,
+            self.cfg.grpo.G,
+            self.cfg.model.L,
+            self.state.rng,
+        )
+
+    def train_step(
+        self, sampled: tuple[float, np.ndarray, Rollouts] | None = None
+    ) -> dict[str, Any]:
+        """One step: sample -> record -> update -> trigger, then the callbacks.
+
+        `sampled` (T, probs, walks): the step's walks, already sampled from `next_policy()`
+        by the caller (`conceptweb.algorithms.replicas`); None: sampled here.
+        """
         cfg, state, world = self.cfg, self.state, self.world
         t0 = time.perf_counter()
         step = state.step + 1
         phase = self.phase_of(step)
         heating = step > cfg.sft.steps and step in state.heat
-        T = (
-            self.operator.temperature(cfg.model.temperature, cfg)
-            if heating
-            else cfg.model.temperature
-        )
         Q = len(world.train)
         # sample
         tracked = world.tracked
-        probs = self.engine.softmax(state.logits, T)
-        walks = self.engine.sample(
-            world.graph.neighbors,
-            probs,
-            tracked.sources,
-            tracked.targets,
-            cfg.grpo.G,
-            cfg.model.L,
-            state.rng,
-        )
+        if sampled is None:
+            T, probs = self.next_policy()
+            walks = self.walk_request(probs).alone()
+        else:
+            T, probs, walks = sampled
         stats = self.engine.stats(walks)
         state.remember_successes(walks, stats["shortest_success"], tracked.targets)
         # record

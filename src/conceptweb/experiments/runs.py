@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -71,15 +73,9 @@ def train_run(
     that resumes it.
     """
     path = Path(out)
-    if resume:
-        RunDir.open(path)  # a clear error before anything is written
-    else:
-        RunDir.check_new(path)
+    _check_target(path, resume)
     with RunDir(path).writing(command="conceptweb train"):
-        run, cfg = prepare_run(config, path, resume, steps)
-        if resume:
-            run.update_meta(status=STATUS_RUNNING)
-        trainer = Trainer(cfg, run, trigger=make_trigger(cfg), on_step=on_step)
+        trainer = _trainer(config, path, resume, steps, on_step)
         try:
             if resume:
                 trainer.resume()
@@ -89,10 +85,73 @@ def train_run(
                 on_start(trainer)
             trainer.run()
         except KeyboardInterrupt:
-            last = run.checkpoint_steps()
-            run.update_meta(status=STATUS_INTERRUPTED)
-            raise RunInterrupted(
-                f"{path}: interrupted; it resumes from its checkpoint at step "
-                f"{last[-1] if last else 0} with `conceptweb train --out {path} --resume`"
-            ) from None
-    return run
+            raise RunInterrupted(_mark_interrupted(trainer)) from None
+    assert trainer.run_dir is not None
+    return trainer.run_dir
+
+
+def train_batch(configs: list[RunConfig | None], outs: list[str | Path]) -> list[RunDir]:
+    """Train several runs as batched replicas in this process (`BatchedTrainer`): a run whose
+    config is None resumes from its directory, the others are created. Each run ends exactly
+    as `train_run` would leave it. Ctrl-C marks every unfinished run `interrupted` and raises
+    RunInterrupted naming the command that resumes each."""
+    from conceptweb.algorithms.replicas import BatchedTrainer
+
+    paths = [Path(o) for o in outs]
+    for cfg, path in zip(configs, paths, strict=True):
+        _check_target(path, cfg is None)
+    with contextlib.ExitStack() as locks:
+        for path in paths:
+            locks.enter_context(RunDir(path).writing(command="conceptweb train"))
+        trainers = [
+            _trainer(cfg, path, cfg is None, None, None)
+            for cfg, path in zip(configs, paths, strict=True)
+        ]
+        try:
+            for t, cfg in zip(trainers, configs, strict=True):
+                if cfg is None:
+                    t.resume()
+                else:
+                    t.start()
+            batch = BatchedTrainer(trainers)
+            if batch.note():
+                print(batch.note(), file=sys.stderr)
+            batch.run()
+        except KeyboardInterrupt:
+            cut = [t for t in trainers if not hasattr(t, "state") or t.step < t.cfg.steps]
+            raise RunInterrupted("; ".join(_mark_interrupted(t) for t in cut)) from None
+    return [RunDir.open(path) for path in paths]
+
+
+def _check_target(path: Path, resume: bool) -> None:
+    """A clear error before anything is written: no run to resume, or not a new directory."""
+    if resume:
+        RunDir.open(path)
+    else:
+        RunDir.check_new(path)
+
+
+def _trainer(
+    config: RunConfig | None,
+    path: Path,
+    resume: bool,
+    steps: int | None,
+    on_step: Callable[[dict[str, Any]], None] | None,
+) -> Trainer:
+    """The trainer of a new or resumed run directory (run.json says `running`)."""
+    run, cfg = prepare_run(config, path, resume, steps)
+    if resume:
+        run.update_meta(status=STATUS_RUNNING)
+    return Trainer(cfg, run, trigger=make_trigger(cfg), on_step=on_step)
+
+
+def _mark_interrupted(trainer: Trainer) -> str:
+    """Mark the trainer's run `interrupted`; the sentence that says how to resume it."""
+    run = trainer.run_dir
+    assert run is not None
+    last = run.checkpoint_steps()
+    run.update_meta(status=STATUS_INTERRUPTED)
+    return (
+        f"{run.path}: interrupted; it resumes from its checkpoint at step "
+        f"{last[-1] if last else 0} with `conceptweb train --out {run.path} --resume`"
+    )
