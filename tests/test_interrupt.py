@@ -73,11 +73,12 @@ def _assert_stopped_and_resumable(args: list[str], out: Path, command: str) -> N
     assert not [p for p in pids if _alive(p)], "worker processes left behind"
 
 
-@pytest.mark.parametrize("workers", ["2", "1"])
-def test_ctrl_c_stops_an_ablation_and_says_how_to_resume(tmp_path, workers):
+@pytest.mark.parametrize(("workers", "batch"), [("2", "1"), ("1", "1"), ("2", "3")])
+def test_ctrl_c_stops_an_ablation_and_says_how_to_resume(tmp_path, workers, batch):
     out = tmp_path / "abl"
     args = ["ablate", "-p", "tiny", "-s", "steps=3000", "-s", "eval.every=1000"]
     args += ["--seeds", "3", "--arms", "plain,sft@auto", "--workers", workers, "--out", str(out)]
+    args += ["--batch", batch]
     _assert_stopped_and_resumable(args, out, "ablate")
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from typer.testing import CliRunner
 
 from conceptweb.algorithms.replicas import BatchedTrainer
 from conceptweb.algorithms.trainer import Trainer
 from conceptweb.config import config_to_dict
+from conceptweb.experiments.ablation import Ablation, AblationConfig
 from conceptweb.experiments.runs import train_batch, train_run
+from conceptweb.experiments.sweep import Sweep, sweep_config_from_options
+from conceptweb.interfaces.cli import app
 from conceptweb.rundir import RunDir
 from tests.conftest import ENGINES, small_config
 
@@ -77,3 +81,63 @@ def test_a_cut_batch_resumes_bit_for_bit(tmp_path):
     resumed = train_batch([None, None], [r.path for r in runs])
     for i, run in enumerate(resumed):
         assert_same_run(run, train_run(configs[i], tmp_path / f"alone{i}"))
+
+
+def _small_ablation(path, seeds=2) -> Ablation:
+    sets = ["model.N=60", "model.K=4", "model.L=30", "problems.Q=10", "problems.held_out=4"]
+    sets += ["grpo.G=8", "eval.G=16", "eval.every=10", "steps=30"]
+    cfg = AblationConfig(
+        preset="tiny",
+        sets=sets,
+        seeds=seeds,
+        arms=["plain", "sft@10"],
+        heat_steps=5,
+        threshold=0.9,
+        checkpoint_every=10,
+    )
+    return Ablation.open_or_create(path, cfg)
+
+
+def test_a_batched_ablation_equals_one_run_at_a_time_and_resumes(tmp_path):
+    alone = _small_ablation(tmp_path / "alone").run(workers=1)
+    abl = _small_ablation(tmp_path / "batched")
+    seen = []
+
+    def stop_at_first(arm, seed, i, n):
+        seen.append((arm, seed))
+        raise KeyboardInterrupt  # the first batch (3 runs) trained, one result kept
+
+    with pytest.raises(KeyboardInterrupt):
+        abl.run(workers=1, on_done=stop_at_first, batch=3)
+    assert len(abl.read_results()) == 1
+    kept = abl.run_path(*seen[0]) / "metrics.parquet"
+    stamp = kept.stat().st_mtime_ns
+    batched = _small_ablation(tmp_path / "batched").run(workers=1, batch=3)
+    assert kept.stat().st_mtime_ns == stamp  # a finished run with its result is not redone
+    pd.testing.assert_frame_equal(batched, alone)
+    for arm, seed in [("plain", 0), ("sft@10", 1)]:
+        b = RunDir.open(_small_ablation(tmp_path / "alone").run_path(arm, seed))
+        assert_same_run(RunDir.open(abl.run_path(arm, seed)), b)
+
+
+def test_a_batched_sweep_gathers_the_same_table(tmp_path):
+    sets = ["steps=16", "model.N=40", "model.L=20", "problems.Q=8", "problems.held_out=4"]
+    sets += ["grpo.G=4", "eval.every=8", "checkpoint.every=8", "model.K=4,6", "seed=0,1"]
+    cfg = sweep_config_from_options(None, None, sets)
+    alone = Sweep.open_or_create(tmp_path / "alone", cfg).run(workers=1)
+    batched = Sweep.open_or_create(tmp_path / "batched", cfg).run(workers=2, batch=2)
+    pd.testing.assert_frame_equal(batched, alone)
+
+
+def test_the_batch_option_of_the_commands(tmp_path):
+    runner = CliRunner()
+    sets = ["steps=8", "model.N=40", "model.L=20", "problems.Q=8", "problems.held_out=4"]
+    sets += ["grpo.G=4", "eval.every=8", "seed=0,1"]
+    args = ["sweep", "--out", str(tmp_path / "sw"), "--quiet", "--batch", "2", "--workers", "1"]
+    result = runner.invoke(app, args + [x for s in sets for x in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(tmp_path / "sw/results.csv")) == 2
+    for command in ("sweep", "ablate", "reproduce"):
+        bad = runner.invoke(app, [command, "--out", str(tmp_path / "x"), "--batch", "0"])
+        assert bad.exit_code == 2 and "--batch" in bad.output
+        assert not (tmp_path / "x").exists()

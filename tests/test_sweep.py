@@ -100,6 +100,9 @@ def test_sweep_on_a_local_ray_instance(tmp_path):
         pd.testing.assert_frame_equal(
             table[["run", "final_reward"]], local[["run", "final_reward"]]
         )
+        # batched replicas: one Ray task trains both seeds, with the same results
+        batched = Sweep.open_or_create(tmp_path / "batched", _cfg("seed=0,1"))
+        pd.testing.assert_frame_equal(batched.run(backend=Backend("ray"), batch=2), table)
         # the ablation and the map on the same instance: their own job functions ship too
         abl_cfg = AblationConfig(preset="tiny", sets=SMALL, seeds=2, arms=["plain"])
         abl = Ablation.open_or_create(tmp_path / "abl", abl_cfg).run(backend=Backend("ray"))

@@ -30,9 +30,9 @@ from conceptweb.config import (
     validate_config,
 )
 from conceptweb.errors import ConceptwebError
-from conceptweb.experiments.executor import Backend, execute
+from conceptweb.experiments.executor import Backend, execute, execute_batched
 from conceptweb.experiments.passk_arms import pass_at_k_of_run
-from conceptweb.experiments.runs import train_run
+from conceptweb.experiments.runs import replica_shape, train_batch, train_run
 from conceptweb.experiments.suitedir import SuiteDir
 from conceptweb.rundir import RunDir, atomic_write_table
 from conceptweb.runformat import DETECTOR_PREFIX, SPLIT_HELDOUT, SPLIT_TRAIN
@@ -247,6 +247,21 @@ def _job(args: tuple[Any, ...]) -> dict[str, Any]:
     return out_metrics
 
 
+def _batch_job(items: list[tuple[dict[str, Any], str, int]]) -> list[dict[str, Any]]:
+    """Several (arm, seed) runs trained as batched replicas in one worker, then each measured
+    (items as for `_job`, without frozen arms); their outcomes in order."""
+    paths = [Path(out) for _, out, _ in items]
+    configs = [
+        None if (path / "run.json").is_file() else validate_config(cfg)
+        for (cfg, _, _), path in zip(items, paths, strict=True)
+    ]
+    runs = train_batch(configs, paths)
+    return [
+        {**run_metrics(run, best_k).to_dict(), **pass_at_k_of_run(run)}
+        for run, (_, _, best_k) in zip(runs, items, strict=True)
+    ]
+
+
 class Ablation(SuiteDir):
     """An ablation directory: ablation.json, runs/ARM/seedN/, results.parquet, comparisons."""
 
@@ -273,9 +288,11 @@ class Ablation(SuiteDir):
         workers: int | None = None,
         on_done: Callable[[str, int, int, int], None] | None = None,
         backend: Backend | None = None,
+        batch: int = 1,
     ) -> pd.DataFrame:
         """Run every pending (arm, seed) on `backend` (default: a process pool); results are
-        saved as they arrive."""
+        saved as they arrive. `batch` > 1: up to that many runs of the same sizes train as
+        batched replicas in one worker (`train_batch`; frozen arms still run one by one)."""
         base = self.cfg.base_config()
         todo = self.pending()
         jobs = {
@@ -299,7 +316,16 @@ class Ablation(SuiteDir):
             if on_done:
                 on_done(key[0], key[1], done[0], total)
 
-        execute(_job, jobs, workers, on_result, lambda key: self.run_path(*key), backend)
+        path = lambda key: self.run_path(*key)  # noqa: E731
+        if batch <= 1:
+            execute(_job, jobs, workers, on_result, path, backend)
+            return self.read_results()
+        alone = {k: job for k, job in jobs.items() if len(job) > 3}  # frozen arms: a probe first
+        together = {k: job for k, job in jobs.items() if k not in alone}
+        shape = lambda job: replica_shape(job[0])  # noqa: E731
+        execute_batched(_batch_job, together, workers, on_result, path, backend, batch, shape)
+        if alone:
+            execute(_job, alone, workers, on_result, path, backend)
         return self.read_results()
 
     def _save(self, rows: list[dict[str, Any]]) -> None:

@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from conceptweb.errors import ConceptwebError
-from conceptweb.experiments.pool import mark_interrupted, run_pool
+from conceptweb.experiments.pool import RunPaths, mark_interrupted, run_pool
 
 BACKENDS = ("process", "ray")
 CONNECT_TIMEOUT_S = 5.0  # a cluster address that does not answer within this is unreachable
@@ -61,7 +61,7 @@ def execute(
     jobs: dict[Hashable, Any],
     workers: int | None,
     on_result: Callable[[Hashable, Any], None],
-    run_path: Callable[[Hashable], str | Path],
+    run_path: Callable[[Hashable], RunPaths],
     backend: Backend | None = None,
 ) -> None:
     """fn(job) for every job; on_result(key, result) here as each finishes.
@@ -79,6 +79,50 @@ def execute(
         return
     backend.start(workers)
     _ray_execute(fn, jobs, on_result, run_path)
+
+
+def batches(
+    keys: Sequence[Hashable], shape: Callable[[Hashable], Hashable], size: int
+) -> list[tuple[Hashable, ...]]:
+    """`keys` in batches of at most `size` that share a shape (first appearance order), for
+    batched replicas (`conceptweb.experiments.runs.train_batch`): one job per batch.
+
+    >>> batches(["a1", "b1", "a2", "a3"], lambda k: k[0], 2)
+    [('a1', 'a2'), ('a3',), ('b1',)]
+    """
+    groups: dict[Hashable, list[Hashable]] = {}
+    for key in keys:
+        groups.setdefault(shape(key), []).append(key)
+    return [
+        tuple(group[i : i + size]) for group in groups.values() for i in range(0, len(group), size)
+    ]
+
+
+def execute_batched(
+    fn: Callable[[list[Any]], list[Any]],
+    jobs: dict[Hashable, Any],
+    workers: int | None,
+    on_result: Callable[[Hashable, Any], None],
+    run_path: Callable[[Hashable], RunPaths],
+    backend: Backend | None,
+    size: int,
+    shape: Callable[[Any], Hashable],
+) -> None:
+    """`execute` for jobs that run `size` at a time: fn(list of jobs) -> their results, one
+    call per batch of jobs of the same shape(job); on_result(key, result) per job as above."""
+
+    def deliver(group: Any, results: Any) -> None:
+        for key, result in zip(group, results, strict=True):
+            on_result(key, result)
+
+    groups = batches(list(jobs), lambda key: shape(jobs[key]), size)
+    batched = {group: [jobs[key] for key in group] for group in groups}
+    paths = lambda group: [p for key in group for p in _as_list(run_path(key))]  # noqa: E731
+    execute(fn, batched, workers, deliver, paths, backend)
+
+
+def _as_list(paths: RunPaths) -> list[str | Path]:
+    return paths if isinstance(paths, list) else [paths]
 
 
 def _ray_module() -> Any:
@@ -131,7 +175,7 @@ def _ray_execute(
     fn: Callable[[Any], Any],
     jobs: dict[Hashable, Any],
     on_result: Callable[[Hashable, Any], None],
-    run_path: Callable[[Hashable], str | Path],
+    run_path: Callable[[Hashable], RunPaths],
 ) -> None:
     """Submit every job as a Ray task, deliver results as they finish; stop them all on error."""
     ray = _ray_module()

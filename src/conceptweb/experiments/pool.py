@@ -21,12 +21,16 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def mark_interrupted(paths: Iterable[str | Path]) -> list[Path]:
-    """Set status `interrupted` in the run.json of each run directory still marked running."""
+RunPaths = str | Path | list[str | Path]  # a job's run directory, or a batch job's several
+
+
+def mark_interrupted(paths: Iterable[RunPaths]) -> list[Path]:
+    """Set status `interrupted` in the run.json of each run directory still marked running
+    (an item may be a batch job's list of run directories)."""
     from conceptweb.rundir import RunDir
 
     marked = []
-    for p in paths:
+    for p in (q for item in paths for q in (item if isinstance(item, list) else [item])):
         path = Path(p)
         if not (path / "run.json").is_file():
             continue
@@ -59,7 +63,7 @@ def run_pool(
     jobs: dict[Hashable, Any],
     workers: int,
     on_result: Callable[[Hashable, Any], None],
-    run_path: Callable[[Hashable], str | Path],
+    run_path: Callable[[Hashable], RunPaths],
 ) -> None:
     """Call fn(job) for every job (in `workers` processes when > 1), on_result(key, result)
     in the parent as each finishes. Interrupted: see the module docstring."""

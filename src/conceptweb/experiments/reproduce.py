@@ -30,8 +30,8 @@ from conceptweb.experiments.ablation import (
     AblationConfig,
     arm_name,
 )
-from conceptweb.experiments.executor import Backend, execute
-from conceptweb.experiments.runs import train_run
+from conceptweb.experiments.executor import Backend, execute, execute_batched
+from conceptweb.experiments.runs import replica_shape, train_batch, train_run
 from conceptweb.rundir import RunDir, atomic_write_json, atomic_write_table
 
 CORE_PRESETS = ("sparse", "paper", "frustrated", "pretrained")
@@ -211,9 +211,7 @@ def run_job(job: Job) -> dict[str, Any]:
     from conceptweb.analysis.summary import analyze, write_summary
 
     path = Path(job.path)
-    finished = False
-    if (path / "run.json").is_file():
-        finished = RunDir.open(path).read_meta().get("status") == "finished"
+    finished = _finished(path)
     if not finished:
         resume = (path / "run.json").is_file()
         train_run(None if resume else validate_config(job.config), path, resume=resume)
@@ -227,13 +225,37 @@ def run_job(job: Job) -> dict[str, Any]:
     return json.loads(run.summary_path.read_text())
 
 
+def run_batch_job(jobs: list[Job]) -> list[dict[str, Any]]:
+    """Several runs trained as batched replicas in one worker (`train_batch`; those not
+    finished yet), then each analysed as `run_job` does; their summaries in order."""
+    todo = [j for j in jobs if not _finished(Path(j.path))]
+    if todo:
+        train_batch(
+            [
+                None if Path(j.path, "run.json").is_file() else validate_config(j.config)
+                for j in todo
+            ],
+            [j.path for j in todo],
+        )
+    return [run_job(j) for j in jobs]
+
+
+def _finished(path: Path) -> bool:
+    """Whether the run directory `path` holds a finished run."""
+    if not (path / "run.json").is_file():
+        return False
+    return RunDir.open(path).read_meta().get("status") == "finished"
+
+
 def run_jobs(
     jobs: list[Job],
     workers: int,
     on_done: Callable[[Job], None] | None = None,
     backend: Backend | None = None,
+    batch: int = 1,
 ) -> dict[str, dict[str, Any]]:
-    """Run jobs on `backend` (default: a process pool); returns {path: summary}."""
+    """Run jobs on `backend` (default: a process pool); returns {path: summary}. `batch` > 1:
+    up to that many runs of the same sizes train as batched replicas in one worker."""
     out: dict[str, dict[str, Any]] = {}
     by_path = {job.path: job for job in jobs}
 
@@ -242,8 +264,24 @@ def run_jobs(
         if on_done:
             on_done(by_path[path])
 
-    execute(run_job, by_path, workers, on_result, lambda path: path, backend)
+    run_each(by_path, workers, on_result, lambda path: path, backend, batch)
     return out
+
+
+def run_each(
+    jobs: dict[Any, Job],
+    workers: int | None,
+    on_result: Callable[[Any, dict[str, Any]], None],
+    run_path: Callable[[Any], str | Path],
+    backend: Backend | None,
+    batch: int,
+) -> None:
+    """Train and analyse every job (`run_job`), or `batch` at a time (`run_batch_job`)."""
+    if batch <= 1:
+        execute(run_job, jobs, workers, on_result, run_path, backend)
+        return
+    shape = lambda job: replica_shape(job.config)  # noqa: E731
+    execute_batched(run_batch_job, jobs, workers, on_result, run_path, backend, batch, shape)
 
 
 def flatten_summary(summary: dict[str, Any]) -> dict[str, Any]:
@@ -364,9 +402,11 @@ class Suite:
         workers: int | None = None,
         on_done: Callable[[str], None] | None = None,
         backend: Backend | None = None,
+        batch: int = 1,
     ) -> pd.DataFrame:
         """Make and analyse every run on `backend` (default: a process pool); write runs.parquet
-        (one row per run) and return it."""
+        (one row per run) and return it. `batch` > 1: runs of the same sizes train up to that
+        many at a time as batched replicas in one worker (core, phase diagram, ablation)."""
         workers = workers or os.cpu_count() or 1
         plans = self.all_jobs()
         summaries: dict[str, dict[str, Any]] = {}
@@ -384,7 +424,7 @@ class Suite:
                     if j not in todo
                 }
             )
-            summaries.update(run_jobs(todo, workers, done, backend))
+            summaries.update(run_jobs(todo, workers, done, backend, batch))
         all_jobs = [j for v in plans.values() for j in v]
         table = suite_tables(all_jobs, summaries)
         if len(table):
@@ -398,6 +438,7 @@ class Suite:
                         on_done and on_done(f"ablation {p} {arm} seed {seed}")
                     ),
                     backend=backend,
+                    batch=batch,
                 )
         return table
 

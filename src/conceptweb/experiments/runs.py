@@ -123,6 +123,12 @@ def train_batch(configs: list[RunConfig | None], outs: list[str | Path]) -> list
     return [RunDir.open(path) for path in paths]
 
 
+def replica_shape(config: dict[str, Any]) -> tuple[Any, ...]:
+    """The sizes that runs batched together share to sample in one compiled call."""
+    m = config["model"]
+    return (m["N"], m["K"], m["L"], config["problems"]["Q"], config["grpo"]["G"], m["engine"])
+
+
 def _check_target(path: Path, resume: bool) -> None:
     """A clear error before anything is written: no run to resume, or not a new directory."""
     if resume:

@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from conceptweb.config import config_to_dict, parse_set, resolve_config
 from conceptweb.errors import ConceptwebError
-from conceptweb.experiments.executor import Backend, execute
+from conceptweb.experiments.executor import Backend
 from conceptweb.experiments.explore import axis_grid, cell_name, check_axes
-from conceptweb.experiments.reproduce import Job, final_reward, flatten_summary, run_job
+from conceptweb.experiments.reproduce import Job, final_reward, flatten_summary, run_each
 from conceptweb.experiments.suitedir import SuiteDir
 from conceptweb.rundir import RunDir, atomic_write_table
 
@@ -124,9 +124,11 @@ class Sweep(SuiteDir):
         workers: int | None = None,
         on_done: Callable[[str], None] | None = None,
         backend: Backend | None = None,
+        batch: int = 1,
     ) -> pd.DataFrame:
         """Train and analyse every pending point on `backend` (default: a process pool);
-        results.parquet grows as runs finish."""
+        results.parquet grows as runs finish. `batch` > 1: points of the same sizes train up to
+        that many at a time as batched replicas in one worker."""
         todo = {cell_name(p): p for p in self.pending()}
         jobs = {
             name: Job("sweep", name, 0, str(self.out / "runs" / name), self.cfg.point_config(p))
@@ -144,5 +146,5 @@ class Sweep(SuiteDir):
             if on_done:
                 on_done(str(name))
 
-        execute(run_job, jobs, workers, on_result, lambda name: jobs[name].path, backend)
+        run_each(jobs, workers, on_result, lambda name: jobs[name].path, backend, batch)
         return self.read_results()

@@ -108,6 +108,15 @@ AnnealOpt = Annotated[
     str | None, typer.Option(help="Annealed-RLVR: off, auto (detector) or at:STEP")
 ]
 WorkersOpt = Annotated[int | None, typer.Option(help="parallel processes (default: all cores)")]
+BatchOpt = Annotated[
+    int,
+    typer.Option(
+        "--batch",
+        min=1,
+        help="train up to this many runs of the same sizes together in one process (batched "
+        "replicas: one compiled call samples all their walks; the same results as one by one)",
+    ),
+]
 BackendOpt = Annotated[
     str,
     typer.Option(

@@ -10,6 +10,7 @@ import typer
 from conceptweb.interfaces.cli_common import (
     AddressOpt,
     BackendOpt,
+    BatchOpt,
     ConfigOpt,
     PresetOpt,
     QuietOpt,
@@ -51,6 +52,7 @@ def ablate(
         float | None, typer.Option(help="heat problems under this accuracy (0.1)")
     ] = None,
     workers: WorkersOpt = None,
+    batch: BatchOpt = 1,
     backend: BackendOpt = "process",
     address: AddressOpt = None,
     quiet: QuietOpt = False,
@@ -90,7 +92,8 @@ def ablate(
 
     def job() -> None:
         with task_progress(len(pending), "ablation runs", enabled=not quiet) as advance:
-            abl.run(workers, lambda arm, seed, i, n: advance(1, f"{arm} seed {seed}"), where)
+            note = lambda arm, seed, i, n: advance(1, f"{arm} seed {seed}")  # noqa: E731
+            abl.run(workers, note, where, batch)
 
     interruptible(job)
     report = write_ablation_report(abl)
@@ -124,6 +127,7 @@ def reproduce(
         ),
     ] = None,
     workers: WorkersOpt = None,
+    batch: BatchOpt = 1,
     backend: BackendOpt = "process",
     address: AddressOpt = None,
     quiet: QuietOpt = False,
@@ -157,7 +161,7 @@ def reproduce(
 
     def job() -> None:
         with task_progress(pending, "suite runs", enabled=not quiet) as advance:
-            suite.run(workers=workers, on_done=lambda note: advance(1, note), backend=where)
+            suite.run(workers, lambda note: advance(1, note), where, batch)
 
     interruptible(job)
     _run_reports(suite)
@@ -182,6 +186,7 @@ def sweep(
         ),
     ] = None,
     workers: WorkersOpt = None,
+    batch: BatchOpt = 1,
     backend: BackendOpt = "process",
     address: AddressOpt = None,
     quiet: QuietOpt = False,
@@ -212,7 +217,7 @@ def sweep(
 
     def job() -> None:
         with task_progress(len(pending), "sweep runs", enabled=not quiet) as advance:
-            sw.run(workers, lambda name: advance(1, name), where)
+            sw.run(workers, lambda name: advance(1, name), where, batch)
 
     interruptible(job)
     table = sw.read_results()

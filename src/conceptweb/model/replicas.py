@@ -10,7 +10,9 @@ another by that engine (`batched_engine` says whether an engine is batched).
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,9 +53,11 @@ class WalkRequest:
 
 
 class ReplicaSampler:
-    """Samples the walks of many replicas per call; keeps the stacked graphs between calls."""
+    """Samples the walks of many replicas per call (on `threads` threads, default one per
+    core); keeps the stacked graphs between calls."""
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int | None = None) -> None:
+        self.threads = max(1, threads or os.cpu_count() or 1)  # threads that sample walks
         self._stacked: dict[tuple[int, ...], tuple[list[np.ndarray], np.ndarray]] = {}  # by shape
 
     def sample(self, requests: list[WalkRequest]) -> list[Rollouts]:
@@ -89,7 +93,7 @@ class ReplicaSampler:
         actions = np.empty((R, M, L), dtype=np.int16)
         lengths = np.empty((R, M), dtype=np.int32)
         success = np.empty((R, M), dtype=bool)
-        numba_batched.walks_replicas(
+        args = (
             cdf,
             self._neighbors(reqs),
             np.stack([np.asarray(r.sources, dtype=np.int64) for r in reqs]),
@@ -102,6 +106,16 @@ class ReplicaSampler:
             lengths,
             success,
         )
+        tasks = numba_batched.n_tasks(R, M)
+        threads = min(self.threads, tasks)
+        cuts = [tasks * i // threads for i in range(threads + 1)]
+        ranges = list(zip(cuts[:-1], cuts[1:], strict=True))
+        if threads == 1:
+            numba_batched.walks_replicas(*args, 0, tasks)
+        else:  # the kernel releases the GIL: the threads walk at once
+            pool = _thread_pool(threads)
+            for f in [pool.submit(numba_batched.walks_replicas, *args, a, b) for a, b in ranges]:
+                f.result()
         return [
             Rollouts(_problem_of_walks(P, G), nodes[r], actions[r], lengths[r], success[r], P, G)
             for r in range(R)
@@ -125,3 +139,15 @@ class ReplicaSampler:
 def _problem_of_walks(P: int, G: int) -> np.ndarray:
     """The problem index of each walk (G consecutive walks per problem), as the engines write."""
     return np.repeat(np.arange(P, dtype=np.int64), G)
+
+
+_POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -> its threads
+
+
+def _thread_pool(threads: int) -> ThreadPoolExecutor:
+    """This process's pool of `threads` threads (a forked child makes its own: threads do not
+    survive a fork)."""
+    key = (os.getpid(), threads)
+    if key not in _POOL:
+        _POOL[key] = ThreadPoolExecutor(threads, thread_name_prefix="conceptweb-walks")
+    return _POOL[key]
