@@ -369,3 +369,47 @@ def cumsum_rows(probs, cdf):
         for k in range(1, K):
             total += probs[n, k]
             cdf[n, k] = total
+
+
+# -- batched replicas (conceptweb.model.replicas) ---------------------------------------------
+# Many runs of the same sizes: a task is a chunk of one replica's walks, each replica on its own
+# stacked policy, graph, problems and seed, so replica r gets the walks `walks` gives it alone.
+# The kernel releases the GIL: the caller runs ranges of tasks on plain threads (numba's
+# OpenMP layer would make a later fork of the process abort). It lives here so that its
+# on-disk cache is renewed whenever _walk_range changes.
+_REPLICA_CHUNK = 512  # walks per task: small enough that the threads share a few replicas evenly
+
+
+@jit
+def walks_replicas(
+    cdf, neighbors, sources, targets, G, L, seeds, nodes, actions, lengths, success, first, stop
+):
+    """Tasks first .. stop-1 of n_tasks(R, M): replica r's walks from cdf[r] (N, K),
+    neighbors[r], sources[r], targets[r] (P,) and seeds[r], written into nodes[r], actions[r]
+    (P*G, L), lengths[r] and success[r]."""
+    M = sources.shape[1] * G
+    per = (M + _REPLICA_CHUNK - 1) // _REPLICA_CHUNK
+    for task in range(first, stop):
+        r = task // per
+        lo = (task % per) * _REPLICA_CHUNK
+        hi = min(M, lo + _REPLICA_CHUNK)
+        _walk_range(
+            cdf[r],
+            neighbors[r],
+            sources[r],
+            targets[r],
+            G,
+            L,
+            seeds[r],
+            nodes[r],
+            actions[r],
+            lengths[r],
+            success[r],
+            lo,
+            hi,
+        )
+
+
+def n_tasks(n_replicas: int, n_walks: int) -> int:
+    """How many tasks `walks_replicas` splits n_replicas x n_walks walks into."""
+    return n_replicas * ((n_walks + _REPLICA_CHUNK - 1) // _REPLICA_CHUNK)

@@ -3,8 +3,8 @@
 A `WalkRequest` is what one replica's `engine.sample(...)` would be called with. On the numba
 engine, `ReplicaSampler.sample` draws each replica's walk seed from its own generator (exactly
 as `NumbaEngine.sample` does), stacks the policies of the replicas that share their sizes and
-samples all of them in one parallel kernel (`conceptweb.model.numba_batched`): replica r gets
-the walks it would get alone, bit for bit. Requests on any other engine are sampled one after
+samples all of them in one kernel (`numba_kernels.walks_replicas`, on several threads):
+replica r gets the walks it would get alone, bit for bit. Requests on any other engine are sampled one after
 another by that engine (`batched_engine` says whether an engine is batched).
 """
 
@@ -80,7 +80,7 @@ class ReplicaSampler:
 
     def _sample_stacked(self, reqs: list[WalkRequest]) -> list[Rollouts]:
         """One kernel call for replicas of the same shape (seeds drawn in request order)."""
-        from conceptweb.model import numba_batched
+        from conceptweb.model import numba_kernels
 
         R = len(reqs)
         N, K, P, G, L = reqs[0].shape()
@@ -106,15 +106,15 @@ class ReplicaSampler:
             lengths,
             success,
         )
-        tasks = numba_batched.n_tasks(R, M)
+        tasks = numba_kernels.n_tasks(R, M)
         threads = min(self.threads, tasks)
         cuts = [tasks * i // threads for i in range(threads + 1)]
         ranges = list(zip(cuts[:-1], cuts[1:], strict=True))
         if threads == 1:
-            numba_batched.walks_replicas(*args, 0, tasks)
+            numba_kernels.walks_replicas(*args, 0, tasks)
         else:  # the kernel releases the GIL: the threads walk at once
             pool = _thread_pool(threads)
-            for f in [pool.submit(numba_batched.walks_replicas, *args, a, b) for a, b in ranges]:
+            for f in [pool.submit(numba_kernels.walks_replicas, *args, a, b) for a, b in ranges]:
                 f.result()
         return [
             Rollouts(_problem_of_walks(P, G), nodes[r], actions[r], lengths[r], success[r], P, G)
