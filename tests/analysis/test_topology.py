@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import networkx as nx
 import numpy as np
@@ -10,6 +12,7 @@ import pytest
 
 from conceptweb.analysis.topology import (
     TOPOLOGY_COLUMNS,
+    analysis_engine,
     concept_web,
     sample_correct_paths,
     topology_over_training,
@@ -19,6 +22,7 @@ from conceptweb.analysis.topology import (
     web_topology,
 )
 from conceptweb.errors import ConceptwebError
+from conceptweb.model.engines import numba_available
 from conceptweb.model.policy import softmax
 
 
@@ -119,13 +123,23 @@ def test_traffic_web_counts_uses():
     assert web.number_of_edges() == 4
 
 
-def test_sampled_paths_of_a_deterministic_policy():
+@pytest.mark.parametrize("engine", ["numpy", "numba"])
+def test_sampled_paths_of_a_deterministic_policy(engine):
+    if engine == "numba" and not numba_available():
+        pytest.skip("numba is not installed")
     # ring of 6: node i steps to (i - 1) or (i + 1); the policy always goes up
     neighbors = np.array([sorted([(i - 1) % 6, (i + 1) % 6]) for i in range(6)])
     logits = np.where(neighbors == (np.arange(6)[:, None] + 1) % 6, 30.0, -30.0)
     probs = softmax(logits)
     s = sample_correct_paths(
-        probs, neighbors, np.array([0, 4]), np.array([3, 1]), 8, 10, np.random.default_rng(0)
+        probs,
+        neighbors,
+        np.array([0, 4]),
+        np.array([3, 1]),
+        8,
+        10,
+        np.random.default_rng(0),
+        engine=engine,
     )
     assert [p.tolist() for p in s.paths] == [[0, 1, 2, 3], [4, 5, 0, 1]]
     assert s.accuracy.tolist() == [1.0, 1.0]
@@ -165,3 +179,30 @@ def test_web_at_step_errors(base_run, run_copy):
     with pytest.raises(ConceptwebError, match="no checkpoints"):
         web_at_step(llm)
     assert topology_over_training(llm).empty
+
+
+def test_webs_are_measured_with_the_engine_the_run_trained_with(base_run, run_copy):
+    trained_with = base_run.read_meta().get("engine", "numpy")
+    expected = "numba" if trained_with == "numba" and numba_available() else "numpy"
+    assert analysis_engine(base_run) == expected
+    old = run_copy(base_run, "format1")  # run.json without an engine: numpy, as such runs did
+    meta = old.read_meta()
+    meta.pop("engine", None)
+    old.meta_path.write_text(json.dumps(meta))
+    assert analysis_engine(old) == "numpy"
+
+
+def test_a_report_reuses_a_checkpoints_web_until_the_checkpoint_changes(base_run, run_copy):
+    run = run_copy(base_run, "cached")
+    first = web_at_step(run, 10)
+    assert web_at_step(run, 10) is first  # figures and the interactive page ask again
+    assert web_at_step(run, 20) is not first
+    # a checkpoint rewritten (resume, retraining) is measured again
+    ck = run.checkpoint_path(10)
+    data = ck.read_bytes()
+    ck.unlink()
+    ck.write_bytes(data)
+    os.utime(ck, ns=(1, 1))
+    again = web_at_step(run, 10)
+    assert again is not first
+    assert sorted(again.web.edges()) == sorted(first.web.edges())

@@ -25,8 +25,8 @@ from scipy.sparse import coo_matrix
 
 from conceptweb.analysis.results import Result, optional
 from conceptweb.errors import ConceptwebError
+from conceptweb.model.engines import get_engine, numba_available
 from conceptweb.model.policy import entropy, softmax
-from conceptweb.model.rollouts import sample_rollouts
 from conceptweb.rundir import RunDir
 from conceptweb.runformat import Checkpoint
 
@@ -491,6 +491,7 @@ def sample_correct_paths(
     G: int,
     L: int,
     rng: np.random.Generator,
+    engine: str = "numpy",
 ) -> WalkSample:
     """Sample G walks per problem; each problem's path is its most frequent correct walk (D5).
 
@@ -508,6 +509,9 @@ def sample_correct_paths(
         Maximum steps per walk.
     rng : numpy.random.Generator
         Source of randomness.
+    engine : str
+        The rollout engine that samples the walks (`conceptweb.model.engines`); engines draw
+        different random numbers, so each gives its own (equally valid) sample.
 
     Returns
     -------
@@ -532,14 +536,13 @@ def sample_correct_paths(
     P = int(sources.size)
     if P == 0:
         return WalkSample([], np.zeros(0), np.zeros(0, np.int64), nx.DiGraph())
-    ro = sample_rollouts(neighbors, probs, sources, targets, G, L, rng)
-    M = ro.problem.size
-    seq = np.full((M, L + 1), -1, dtype=np.int64)
-    seq[:, :L] = ro.nodes
-    ok = ro.success
-    okw = np.flatnonzero(ok)
-    seq[okw, ro.lengths[okw]] = targets[ro.problem[okw]]
-    a, b = seq[okw, :-1], seq[okw, 1:]
+    ro = get_engine(engine).sample(neighbors, probs, sources, targets, G, L, rng)
+    okw = np.flatnonzero(ro.success)
+    # successful walks only (at large N most walks fail, and an (M, L) copy would be large)
+    seq = np.full((okw.size, L + 1), -1, dtype=np.int64)
+    seq[:, :L] = ro.nodes[okw]
+    seq[np.arange(okw.size), ro.lengths[okw]] = targets[ro.problem[okw]]
+    a, b = seq[:, :-1], seq[:, 1:]
     valid = (a >= 0) & (b >= 0)
     N = int(np.asarray(neighbors).shape[0])
     codes, counts = np.unique(a[valid] * N + b[valid], return_counts=True)
@@ -547,12 +550,14 @@ def sample_correct_paths(
     traffic.add_edges_from(
         (int(c // N), int(c % N), {"count": int(n)}) for c, n in zip(codes, counts, strict=True)
     )
-    on_path = seq[okw]
-    visited = np.unique(on_path[on_path >= 0])
+    visited = np.unique(seq[seq >= 0])
     hashes = ro.path_hashes()
     paths: list[np.ndarray | None] = []
+    ok_problem = ro.problem[okw]
+    order = np.argsort(ok_problem, kind="stable")  # successful walks grouped by problem
+    bounds = np.searchsorted(ok_problem[order], np.arange(P + 1))
     for q in range(P):
-        walks = okw[ro.problem[okw] == q]
+        walks = okw[order[bounds[q] : bounds[q + 1]]]
         if walks.size == 0:
             paths.append(None)
             continue
@@ -562,8 +567,9 @@ def sample_correct_paths(
         lens = ro.lengths[walks[first]]
         best = np.lexsort((first, lens, -cnt))[0]
         w = int(walks[first[best]])
-        paths.append(seq[w, : int(ro.lengths[w]) + 1].copy())
-    acc = np.bincount(ro.problem, weights=ok, minlength=P) / G
+        row = int(np.searchsorted(okw, w))  # its row of seq (okw is sorted)
+        paths.append(seq[row, : int(ro.lengths[w]) + 1].copy())
+    acc = np.bincount(ro.problem, weights=ro.success, minlength=P) / G
     return WalkSample(paths, acc, visited.astype(np.int64), traffic)
 
 
@@ -573,7 +579,8 @@ class PolicyArrays:
     """A walk policy and its training problems, as a checkpoint holds them (analysis inputs).
 
     pi(.|i) = softmax(logits[i] / temperature) over the neighbours neighbors[i]; problem q
-    runs from sources[q] to targets[q]; walks stop after L steps (None: unknown).
+    runs from sources[q] to targets[q]; walks stop after L steps (None: unknown); `engine`
+    samples the walks that analysis measures (the one the run trained with, by default).
     """
 
     step: int
@@ -583,6 +590,7 @@ class PolicyArrays:
     targets: np.ndarray
     temperature: float = 1.0
     L: int | None = None
+    engine: str = "numpy"
 
 
 @dataclass(frozen=True, eq=False)
@@ -598,7 +606,9 @@ class CheckpointWeb:
     node_entropy: np.ndarray = field(repr=False)
 
 
-def policy_from_checkpoint(ck: Checkpoint, step: int, L: int | None = None) -> PolicyArrays:
+def policy_from_checkpoint(
+    ck: Checkpoint, step: int, L: int | None = None, engine: str = "numpy"
+) -> PolicyArrays:
     """The policy arrays of a loaded checkpoint; L defaults to the checkpoint's (stored) L.
 
     The checkpoint was checked against the run format when it was read
@@ -612,6 +622,7 @@ def policy_from_checkpoint(ck: Checkpoint, step: int, L: int | None = None) -> P
         np.asarray(ck.targets),
         ck.temperature,
         ck.L if L is None else L,
+        engine,
     )
 
 
@@ -663,7 +674,9 @@ def compute_checkpoint_web(
     probs = softmax(policy.logits, policy.temperature)
     rng = np.random.default_rng([int(seed), 7, int(policy.step)])
     sources, targets = policy.sources, policy.targets
-    sample = sample_correct_paths(probs, policy.neighbors, sources, targets, G, L, rng)
+    sample = sample_correct_paths(
+        probs, policy.neighbors, sources, targets, G, L, rng, engine=policy.engine
+    )
     visited = sample.visited if restrict_to_visited else None
     web = web_from_probs(probs, policy.neighbors, tau, visited)
     ent = entropy(probs)
@@ -742,7 +755,47 @@ def load_policy(run: RunDir | str | Path, step: int | None = None) -> PolicyArra
             "policy's logits, which CoNet runs save every checkpoint.every steps"
         )
     step = steps[-1] if step is None else int(step)
-    return policy_from_checkpoint(run.load_checkpoint(step), step)  # L: stored in it
+    ck = run.load_checkpoint(step)
+    return policy_from_checkpoint(ck, step, engine=analysis_engine(run))  # L: stored in it
+
+
+def analysis_engine(run: RunDir) -> str:
+    """The engine whose walks measure a run's webs: the one it trained with (run.json; runs
+    written before run.json named it used numpy), numpy where numba is not installed."""
+    try:
+        name = run.read_meta().get("engine", "numpy")
+    except ConceptwebError:
+        name = "numpy"
+    return "numba" if name == "numba" and numba_available() else "numpy"
+
+
+_WEB_CACHE: dict[tuple[Any, ...], CheckpointWeb] = {}
+_WEB_CACHE_SIZE = 4  # a report asks for the same few snapshots several times
+
+
+def _checkpoint_web(
+    run: RunDir, step: int, tau: float, restrict_to_visited: bool, G: int, seed: int
+) -> CheckpointWeb:
+    """compute_checkpoint_web of a run's checkpoint, remembered for the last few requests
+    (keyed by the checkpoint file's identity, so a resumed or rewritten run is recomputed)."""
+    path = run.checkpoint_path(step)
+    try:
+        st = path.stat()
+        stamp: tuple[Any, ...] = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    except OSError:
+        stamp = ()
+    key = (*stamp, tau, restrict_to_visited, G, seed)
+    if stamp and key in _WEB_CACHE:
+        _WEB_CACHE[key] = _WEB_CACHE.pop(key)  # most recently used last
+        return _WEB_CACHE[key]
+    cw = compute_checkpoint_web(
+        load_policy(run, step), tau, restrict_to_visited=restrict_to_visited, G=G, seed=seed
+    )
+    if stamp:
+        _WEB_CACHE[key] = cw
+        while len(_WEB_CACHE) > _WEB_CACHE_SIZE:
+            del _WEB_CACHE[next(iter(_WEB_CACHE))]
+    return cw
 
 
 def web_at_step(
@@ -755,11 +808,16 @@ def web_at_step(
     seed: int = 0,
 ) -> CheckpointWeb:
     """The web of a run's checkpoint at `step` (latest if None): load_policy, then
-    compute_checkpoint_web. Raises ConceptwebError as load_policy does.
+    compute_checkpoint_web (the last few are remembered: a report draws the same snapshots
+    more than once). Raises ConceptwebError as load_policy does.
     """
-    return compute_checkpoint_web(
-        load_policy(run, step), tau, restrict_to_visited=restrict_to_visited, G=G, seed=seed
-    )
+    run = _open(run)
+    if step is None:
+        steps = run.checkpoint_steps()
+        if not steps:
+            load_policy(run)  # its error
+        step = steps[-1]
+    return _checkpoint_web(run, int(step), tau, restrict_to_visited, G, seed)
 
 
 def topology_row(cw: CheckpointWeb) -> dict[str, Any]:
@@ -790,10 +848,7 @@ def topology_over_training(
     todo = available if steps is None else [s for s in steps if s in set(available)]
     rows = []
     for i, s in enumerate(todo):
-        cw = compute_checkpoint_web(
-            load_policy(run, s), tau, restrict_to_visited=restrict_to_visited, G=G, seed=seed
-        )
-        rows.append(topology_row(cw))
+        rows.append(topology_row(_checkpoint_web(run, s, tau, restrict_to_visited, G, seed)))
         if on_progress is not None:
             on_progress(i + 1, len(todo))
     return pd.DataFrame(rows, columns=TOPOLOGY_COLUMNS)
