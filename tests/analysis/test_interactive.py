@@ -51,6 +51,23 @@ def test_page_is_one_offline_file(analysed):
     assert panel["curves"]["steps"] == list(range(1, 61))
 
 
+def test_webs_too_large_to_lay_out_are_named_not_drawn(base_run, tmp_path, monkeypatch):
+    # a spring layout of a 100k-concept web would never finish: the page says so instead
+    from conceptweb.interfaces import interactive
+
+    monkeypatch.setattr(interactive, "MAX_DRAWN_NODES", 0)
+    dst = tmp_path / "run"
+    shutil.copytree(base_run.path, dst)
+    res = CliRunner().invoke(app, ["analyze", str(dst), "--no-figures", "-q"])
+    assert res.exit_code == 0, res.output
+    page = (dst / "interactive.html").read_text()
+    data = page.split('<script type="application/json" id="cw-data">')[1].split("</script>")[0]
+    panel = json.loads(data)["panels"][0]
+    assert panel["webs"] == []
+    assert "not drawn here (at most 0)" in panel["graph"]["note"]
+    assert panel["curves"]["steps"] == list(range(1, 61))  # the rest of the page is there
+
+
 @pytest.fixture(scope="module")
 def browser():
     if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):

@@ -87,7 +87,7 @@
       const div = document.getElementById(`cw-web-${i}`);
       const info = document.getElementById(`cw-info-${i}`);
       const w = webAt(p, step);
-      if (!w) { info.textContent = "no checkpoints: no web (an LLM run?)"; return; }
+      if (!w) { info.textContent = p.graph.note || "no checkpoints: no web (an LLM run?)"; return; }
       Plotly.react(div, webTraces(p, w), webLayout, CFG);
       const t = w.topology;
       info.textContent = `web at step ${w.step}: ${t.n_nodes} nodes, <k> ${fmt(t.avg_degree)}, ` +

@@ -32,6 +32,7 @@ __all__ = [
 ]
 
 MAX_WEBS = 80
+MAX_DRAWN_NODES = 3000  # a spring layout of more nodes would take hours; the page skips it
 
 
 def _finite_list(values: Any, digits: int = 5) -> list[float | None]:
@@ -89,6 +90,15 @@ def _webs(analysis: RunAnalysis, max_webs: int) -> tuple[list[dict[str, Any]], d
     from conceptweb.interfaces.notebook import annotated_web
 
     steps = _web_steps(analysis.run.checkpoint_steps(), max_webs)
+    topo = analysis.topology
+    if len(topo) and steps:
+        largest = int(topo.loc[topo["step"].isin(steps), "n_nodes"].max())
+        if largest > MAX_DRAWN_NODES:
+            note = (
+                f"webs of up to {largest} nodes are not drawn here (at most {MAX_DRAWN_NODES}); "
+                "the report's figures and summary.json describe them"
+            )
+            return [], {"note": note}
     cws = [web_at_step(analysis.run, s, analysis.tau) for s in steps]
     webs = [annotated_web(cw) for cw in cws]
     pos = _layout(webs)
