@@ -551,24 +551,24 @@ def sample_correct_paths(
         (int(c // N), int(c % N), {"count": int(n)}) for c, n in zip(codes, counts, strict=True)
     )
     visited = np.unique(seq[seq >= 0])
-    hashes = ro.path_hashes()
+    ok_hashes = ro.path_hashes(okw)  # aligned with okw
     paths: list[np.ndarray | None] = []
     ok_problem = ro.problem[okw]
     order = np.argsort(ok_problem, kind="stable")  # successful walks grouped by problem
     bounds = np.searchsorted(ok_problem[order], np.arange(P + 1))
     for q in range(P):
-        walks = okw[order[bounds[q] : bounds[q + 1]]]
+        rows = order[bounds[q] : bounds[q + 1]]  # rows of okw, seq and ok_hashes
+        walks = okw[rows]
         if walks.size == 0:
             paths.append(None)
             continue
-        h = hashes[walks]
+        h = ok_hashes[rows]
         uh, first, cnt = np.unique(h, return_index=True, return_counts=True)
         # most frequent, then shortest, then earliest
         lens = ro.lengths[walks[first]]
         best = np.lexsort((first, lens, -cnt))[0]
-        w = int(walks[first[best]])
-        row = int(np.searchsorted(okw, w))  # its row of seq (okw is sorted)
-        paths.append(seq[row, : int(ro.lengths[w]) + 1].copy())
+        row = int(rows[first[best]])
+        paths.append(seq[row, : int(ro.lengths[okw[row]]) + 1].copy())
     acc = np.bincount(ro.problem, weights=ro.success, minlength=P) / G
     return WalkSample(paths, acc, visited.astype(np.int64), traffic)
 

@@ -44,14 +44,17 @@ class Rollouts:
             )
         return self._tokens
 
-    def path_hashes(self) -> np.ndarray:
-        """A 64-bit fingerprint of each walk's action sequence (walks of a problem share a start)."""
-        L = self.actions.shape[1]
+    def path_hashes(self, walks: np.ndarray | None = None) -> np.ndarray:
+        """A 64-bit fingerprint of each walk's action sequence (walks of a problem share a start);
+        of the walks indexed by `walks` only, when given (callers hash just the successes)."""
+        actions = self.actions if walks is None else self.actions[walks]
+        lengths = self.lengths if walks is None else self.lengths[walks]
+        L = actions.shape[1]
         powers = np.cumprod(np.full(L, _HASH_BASE, dtype=np.uint64), dtype=np.uint64)
-        symbols = (self.actions.astype(np.int64) + 1).astype(np.uint64)
+        symbols = (actions.astype(np.int64) + 1).astype(np.uint64)
         with np.errstate(over="ignore"):
             h = (symbols * powers[None, :]).sum(axis=1, dtype=np.uint64)
-        return h ^ self.lengths.astype(np.uint64)
+        return h ^ lengths.astype(np.uint64)
 
     def paths(self, index: int) -> np.ndarray:
         """The node sequence of walk `index`, from its start to where it stopped (inclusive)."""
@@ -146,7 +149,7 @@ def problem_stats(rollouts: Rollouts) -> dict[str, np.ndarray]:
     with np.errstate(invalid="ignore", divide="ignore"):
         len_correct = np.where(n_correct > 0, len_correct_sum / n_correct, np.nan)
     # distinct correct paths and the entropy of the correct-path distribution
-    hashes = rollouts.path_hashes()[ok]
+    hashes = rollouts.path_hashes(ok)
     cprob = prob[ok]
     if hashes.size:
         keys = np.stack([cprob.astype(np.uint64), hashes], axis=1)
