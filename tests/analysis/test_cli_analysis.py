@@ -67,6 +67,11 @@ def test_cli_errors_are_one_line(base_run, run_copy, tmp_path):
         runner.invoke(app, ["web", str(base_run.path), "--step", "15"]), "no checkpoint"
     )
     _one_line_error(runner.invoke(app, ["web", str(base_run.path), "--tau", "0"]), "--tau")
+    conet = run_copy(base_run, "conet")
+    conet.summary_path.unlink(missing_ok=True)
+    no_graph = ["analyze", str(conet.path), "--min-count", "2"]  # a CoNet web is not counted
+    _one_line_error(runner.invoke(app, no_graph), "--min-count applies to a web extracted")
+    assert not conet.summary_path.exists()
     _one_line_error(
         runner.invoke(app, ["web", str(base_run.path), "--out", str(tmp_path / "x.txt")]), "--out"
     )

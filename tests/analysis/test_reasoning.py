@@ -14,6 +14,8 @@ from conceptweb.analysis.reasoning import (
     checkpoint_topology,
     degree_sensitivity,
     edges_frame,
+    graph_topology,
+    meta_min_count,
     reasoning_measures,
     sequences_of,
     transition_counts,
@@ -121,3 +123,52 @@ def test_degree_sensitivity_intervals_contain_the_point() -> None:
     assert ((ok["lo"] <= ok["avg_degree"] + 1e-9) & (ok["avg_degree"] <= ok["hi"] + 1e-9)).all()
     again = degree_sensitivity(steps, {6: "concept", 3: "concept_k3"}, [0.2, 0.5], n_boot=50)
     pd.testing.assert_frame_equal(out, again)  # seeded
+
+
+def test_support_threshold_drops_edges_estimated_from_few_transitions() -> None:
+    # 0 leaves once (P(1|0) = 1 from one observation); 2 leaves 5 times, once to itself
+    e = edges_frame(0, {(0, 1): 1, (2, 3): 4, (2, 2): 1})
+    assert sorted(web_from_edges(e, 0.5).edges()) == [(0, 1), (2, 3)]  # default: as before
+    assert sorted(web_from_edges(e, 0.5, min_count=1).edges()) == [(0, 1), (2, 3)]
+    assert sorted(web_from_edges(e, 0.5, min_count=2).edges()) == [(2, 3)]
+    # the self-loop counts in the denominator (5 transitions out of 2) but is never an edge
+    assert sorted(web_from_edges(e, 0.1, min_count=5).edges()) == [(2, 3)]
+    assert web_from_edges(e, 0.5, min_count=6).number_of_edges() == 0
+    m = reasoning_measures(web_from_edges(e, 0.5, 2), e, 2)
+    assert m["frac_dominant"] == 1.0  # of the supported concepts only: 2
+
+
+def test_support_is_counted_per_checkpoint() -> None:
+    # concept 0 leaves once in each of two checkpoints: never twice in one
+    e = pd.concat([edges_frame(0, {(0, 1): 1}), edges_frame(5, {(0, 1): 1})])
+    assert web_from_edges(e, 0.5, min_count=2).number_of_edges() == 0
+    steps = pd.concat([steps_frame([[0, 1]], step=0), steps_frame([[0, 1]], step=5)])
+    topo = graph_topology(steps, e, {"n_concepts": 2}, 0.5, min_count=2)
+    assert list(topo["step"]) == [0, 5] and list(topo["n_edges"]) == [0, 0]
+    assert list(graph_topology(steps, e, {"n_concepts": 2}, 0.5)["n_edges"]) == [1, 1]
+
+
+def test_graph_meta_gives_the_support_threshold_and_old_graphs_read_as_one() -> None:
+    assert meta_min_count({"n_concepts": 4}) == 1  # graphs built before the knob
+    assert meta_min_count({"n_concepts": 4, "min_count": 3}) == 3
+    assert meta_min_count({"n_concepts": 4, "min_count": 3}, 2) == 2  # an explicit override
+    seqs = [[0, 1], [2, 3], [2, 3]]
+    steps, e = steps_frame(seqs), edges_frame(0, transition_counts(seqs))
+    assert graph_topology(steps, e, {"n_concepts": 4}, 0.5)["n_edges"].tolist() == [2]
+    meta = {"n_concepts": 4, "min_count": 2}
+    assert graph_topology(steps, e, meta, 0.5)["n_edges"].tolist() == [1]
+
+
+def test_avg_degree_with_support_matches_the_web_and_the_bootstrap() -> None:
+    seqs = [[0, 1], [2, 3], [2, 3], [3, 4], [3, 4]]
+    arrs = [np.array(s) for s in seqs]
+    e = edges_frame(0, transition_counts(seqs))
+    for m, k in ((1, 6 / 5), (2, 4 / 3), (3, math.nan)):
+        got = avg_degree_of_sequences(arrs, 0.5, 5, min_count=m)
+        row = checkpoint_topology(0, steps_frame(seqs), e, 0.5, 5, m)
+        if math.isnan(k):
+            assert math.isnan(got) and row["n_edges"] == 0
+        else:
+            assert got == pytest.approx(k) and row["avg_degree"] == pytest.approx(k)
+    sens = degree_sensitivity(steps_frame(seqs), {5: "concept"}, [0.5], n_boot=20, min_count=2)
+    assert sens["avg_degree"].iloc[0] == pytest.approx(4 / 3)

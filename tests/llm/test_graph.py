@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.llm
 require_llm_packages()
 pytest.importorskip("sklearn")
 
-from conceptweb.analysis.reasoning import load_graph  # noqa: E402
+from conceptweb.analysis.reasoning import extracted_web, load_graph  # noqa: E402
 from conceptweb.interfaces.cli import app  # noqa: E402
 from conceptweb.llm import graph as graph_mod  # noqa: E402
 from conceptweb.llm.graph import (  # noqa: E402
@@ -160,6 +161,33 @@ def test_a_concept_of_non_node_tokens_is_the_true_webs_other_class() -> None:
     assert sc["purity"] == 1.0 and sc["n_true_edges"] == 3 and sc["edge_f1"] == 1.0
 
 
+def test_the_truth_scorer_applies_the_support_threshold_to_both_webs() -> None:
+    from conceptweb.analysis.reasoning import edges_frame, sequences_of, transition_counts
+    from conceptweb.llm.truth import score_checkpoint
+
+    # n1 -> n2 three times; n3 -> n4 once; "to" is followed by n6, n7, n1 (concept 7) and, once,
+    # by n5 from a concept of its own (8): one observation makes P(n5 | 8) = 1
+    seqs = [["n1", "n2"]] * 3 + [["n3", "n4"], ["to", "n6"], ["to", "n7"], ["to", "n1"]]
+    seqs.append(["to", "n5"])
+    rows = []
+    for i, seq in enumerate(seqs):
+        for pos, t in enumerate(seq):
+            c = 8 if i == len(seqs) - 1 and t == "to" else 7 if t == "to" else 10 + int(t[1:])
+            rows.append({"step": 0, "record_step": 1, "problem": 0, "sample": i, "position": pos})
+            rows[-1].update(text=t, concept=c)
+    steps = pd.DataFrame(rows)
+    edges = edges_frame(0, transition_counts(sequences_of(steps)))
+    one = score_checkpoint(steps, edges, 0.5)  # true: n1->n2, n3->n4; found also to->n5
+    assert one["purity"] == 1.0 and one["n_true_edges"] == 2 and one["n_extracted_edges"] == 3
+    assert one["edge_f1"] == pytest.approx(0.8) and not one["vacuous"]
+    two = score_checkpoint(steps, edges, 0.5, min_count=2)  # n3 and concept 8: one transition
+    assert two["n_true_edges"] == 1 and two["n_extracted_edges"] == 1
+    assert two["edge_f1"] == 1.0 and two["k_diff"] == 0.0
+    four = score_checkpoint(steps, edges, 0.5, min_count=4)
+    assert four["vacuous"] and four["edge_f1"] == 1.0 and math.isnan(four["k_diff"])
+    assert score_token_graph(steps, edges, 0.5, min_count=2)["edge_f1"].tolist() == [1.0]
+
+
 def test_layer_auto_chooses_the_best_clustered_candidate(tmp_path: Path) -> None:
     assert auto_layers(1) == [1] and auto_layers(2) == [1, 2]
     assert auto_layers(28) == [7, 14, 21, 25]  # 1/4, 1/2, 3/4, 0.9 of the depth; never 0
@@ -217,6 +245,7 @@ def test_bad_input_one_line_and_nothing_written(tmp_path: Path) -> None:
     assert_user_error(cli(p, "--layer", "7"), path, "out of range")
     assert_user_error(cli(p, "--concepts", "100000"), path, "only")
     assert_user_error(cli(p, "--segment", "regex", "--pattern", "zzz"), path, "no steps")
+    assert_user_error(cli(p, "--min-count", "0"), path, "--min-count must be")
     assert not (path / "graph").exists()
     (path / "completions.parquet").unlink()
     assert_user_error(cli(p), path, "record_completions")
@@ -232,11 +261,20 @@ def test_unloadable_checkpoint_leaves_no_trace(tmp_path: Path) -> None:
 
 def test_cli_writes_and_summarises(tmp_path: Path) -> None:
     path, _ = make_run(tmp_path)
-    res = cli(str(path), "--concepts", "10", "--quiet", "--represent", "text", "--fit-max", "50")
+    args = ["--concepts", "10", "--quiet", "--represent", "text", "--fit-max", "50"]
+    res = cli(str(path), *args, "--min-count", "3")
     assert res.exit_code == 0, res.output
-    meta = json.loads((path / "graph" / "meta.json").read_text())
+    meta_file = path / "graph" / "meta.json"
+    meta = json.loads(meta_file.read_text())
     assert meta["represent"] == "text" and meta["n_concepts"] == 10
     assert meta["codebook"]["n_fit"] == 50 < meta["codebook"]["n_steps"]
+    assert meta["min_count"] == 3 and meta["settings"]["min_count"] == 3
+    run = RunDir.open(path)
+    assert extracted_web(run, 0.5, n_boot=2)[2]["method"]["min_count"] == 3  # analyze's default
+    assert extracted_web(run, 0.5, n_boot=2, min_count=1)[2]["method"]["min_count"] == 1
+    del meta["min_count"]  # a graph built before the knob reads as 1
+    meta_file.write_text(json.dumps(meta))
+    assert extracted_web(run, 0.5, n_boot=2)[2]["method"]["min_count"] == 1
 
 
 def test_record_graph_analyze_on_a_trained_run(tmp_path: Path) -> None:
@@ -282,3 +320,9 @@ def test_record_graph_analyze_on_a_trained_run(tmp_path: Path) -> None:
     assert (out / "figures" / "degree_sensitivity.png").is_file()
     assert (out / "figures" / "reasoning_graph.png").is_file()
     assert "Web extracted from text" in (out / "report.md").read_text()
+    assert rg["method"]["min_count"] == 1  # the graph's (llm graph's default)
+    res = CliRunner().invoke(app, ["analyze", str(out), "-q", "--no-figures", "--min-count", "2"])
+    assert res.exit_code == 0, res.output
+    rg = json.loads((out / "summary.json").read_text())["reasoning_graph"]
+    assert rg["method"]["min_count"] == 2
+    assert "at least 2 outgoing transitions" in (out / "report.md").read_text()

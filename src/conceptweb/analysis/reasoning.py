@@ -12,7 +12,9 @@ used by writer and readers alike):
 - meta.json: how the concepts were made (segmentation, representation, layer, codebook, sweep).
 
 The web of a checkpoint is the set of edges with P >= tau (self-transitions dropped), as for
-CoNet; everything below is pure (frames in, numbers out) and needs no model.
+CoNet, out of the concepts with at least `min_count` outgoing transitions in that checkpoint
+(the support threshold: P estimated from fewer transitions does not make an edge; 1 keeps every
+concept); everything below is pure (frames in, numbers out) and needs no model.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ REASONING_COLUMNS = [
     "frac_in_trees",
 ]
 DOMINANT = 0.5
+DEFAULT_MIN_COUNT = 1  # support threshold of empirical webs (1: every concept that was left)
 
 
 # -- linking ------------------------------------------------------------------------------------
@@ -105,17 +108,29 @@ def sequences_of(steps: pd.DataFrame, column: str = "concept") -> list[list[int]
     return [g[column].astype(int).tolist() for _, g in ordered.groupby(keys, sort=False)]
 
 
-def web_from_edges(edges: pd.DataFrame, tau: float) -> nx.DiGraph:
-    """The directed web of edges with prob >= tau (no self-loops); edges carry "pi" and "count"."""
-    keep = edges[(edges["prob"] >= tau) & (edges["src"] != edges["dst"])]
-    web = nx.DiGraph(tau=float(tau))
+def supported(edges: pd.DataFrame, min_count: int) -> pd.Series:
+    """Rows whose source has >= min_count outgoing transitions (all successors, self-loops
+    included: the denominator of its prob) in the same checkpoint (`step`, where there is one)."""
+    if min_count <= 1 or not len(edges):
+        return pd.Series(True, index=edges.index)
+    keys = ["step", "src"] if "step" in edges.columns else ["src"]
+    return edges.groupby(keys)["count"].transform("sum") >= min_count
+
+
+def web_from_edges(edges: pd.DataFrame, tau: float, min_count: int = 1) -> nx.DiGraph:
+    """The directed web of edges with prob >= tau (no self-loops) out of concepts with at least
+    `min_count` outgoing transitions (supported); edges carry "pi" and "count"."""
+    keep = edges[
+        (edges["prob"] >= tau) & (edges["src"] != edges["dst"]) & supported(edges, min_count)
+    ]
+    web = nx.DiGraph(tau=float(tau), min_count=int(min_count))
     for r in keep.itertuples(index=False):
         web.add_edge(int(r.src), int(r.dst), pi=float(r.prob), count=int(r.count))
     return web
 
 
 # -- measures -----------------------------------------------------------------------------------
-def reasoning_measures(web: nx.DiGraph, edges: pd.DataFrame) -> dict[str, Any]:
+def reasoning_measures(web: nx.DiGraph, edges: pd.DataFrame, min_count: int = 1) -> dict[str, Any]:
     """Cycles, diameter, small-world index and the directed in-tree structure of a web.
 
     - n_cycles: independent cycles of the undirected projection (|E| - |V| + components);
@@ -124,9 +139,10 @@ def reasoning_measures(web: nx.DiGraph, edges: pd.DataFrame) -> dict[str, Any]:
     - small_world: (C / C_rand) / (L / L_rand) on the giant island, with the clustering C and
       mean path length L against an Erdos-Renyi graph of the same size and <k>
       (C_rand = <k>/n, L_rand = ln n / ln <k>); NaN where undefined (a tree has C = 0);
-    - frac_dominant: of the concepts with outgoing transitions, the fraction whose most likely
-      successor has P >= 0.5 (one dominant successor); roots: web nodes without inputs; sinks:
-      without outputs; merges: nodes with two or more inputs (max_in_degree, mean_merge_inputs);
+    - frac_dominant: of the concepts with outgoing transitions (at least `min_count`), the
+      fraction whose most likely successor has P >= 0.5 (one dominant successor); roots:
+      web nodes without inputs; sinks: without outputs; merges: nodes with two or more inputs
+      (max_in_degree, mean_merge_inputs);
       frac_in_trees: fraction of islands that are in-trees (acyclic, every node at most one
       successor, so all paths merge towards one sink).
     """
@@ -142,8 +158,9 @@ def reasoning_measures(web: nx.DiGraph, edges: pd.DataFrame) -> dict[str, Any]:
         giant = g.subgraph(max(comps, key=len))
         out["clustering"] = float(nx.average_clustering(giant))
         out["small_world"] = _small_world(giant, out["clustering"])
-    if len(edges):
-        best = edges.groupby("src")["prob"].max()
+    support = edges[supported(edges, min_count)]
+    if len(support):
+        best = support.groupby("src")["prob"].max()
         out["frac_dominant"] = float((best >= DOMINANT).mean())
     indeg, outdeg = dict(web.in_degree()), dict(web.out_degree())
     merges = [d for d in indeg.values() if d >= 2]
@@ -194,15 +211,20 @@ def node_entropy_of(edges: pd.DataFrame, n_concepts: int) -> np.ndarray:
 
 
 def checkpoint_topology(
-    step: int, steps: pd.DataFrame, edges: pd.DataFrame, tau: float, n_concepts: int
+    step: int,
+    steps: pd.DataFrame,
+    edges: pd.DataFrame,
+    tau: float,
+    n_concepts: int,
+    min_count: int = 1,
 ) -> dict[str, Any]:
     """TOPOLOGY_COLUMNS (as for CoNet) plus REASONING_COLUMNS for one checkpoint's web.
 
     Bridge loads count the problems whose modal concept path crosses a bridge; geodesics are
     NaN (a problem's start and answer are not concepts); the traffic web is every transition
-    the linked completions made.
+    the linked completions made (no threshold, no support).
     """
-    web = web_from_edges(edges, tau)
+    web = web_from_edges(edges, tau, min_count)
     topo = web_topology(
         web, paths=modal_paths(steps), node_entropy=node_entropy_of(edges, n_concepts)
     ).to_dict()
@@ -217,7 +239,7 @@ def checkpoint_topology(
         else math.nan
     )
     row["frac_problems_with_path"] = math.nan
-    row.update(reasoning_measures(web, edges))
+    row.update(reasoning_measures(web, edges, min_count))
     row["n_completions"] = len(sequences_of(steps))
     row["n_steps"] = len(steps)
     return row
@@ -225,9 +247,14 @@ def checkpoint_topology(
 
 # -- <k> against the number of concepts and tau, with bootstrap intervals ----------------------
 def avg_degree_of_sequences(
-    seqs: list[np.ndarray], tau: float, n_concepts: int, weights: np.ndarray | None = None
+    seqs: list[np.ndarray],
+    tau: float,
+    n_concepts: int,
+    weights: np.ndarray | None = None,
+    min_count: int = 1,
 ) -> float:
-    """<k> of the web (P >= tau, no self-loops, undirected) of transition sequences."""
+    """<k> of the web (P >= tau, no self-loops, undirected) of transition sequences, out of
+    concepts with >= min_count outgoing transitions (weighted: a resample's counts)."""
     pairs = [np.stack([s[:-1], s[1:]], axis=1) for s in seqs if len(s) > 1]
     if not pairs:
         return math.nan
@@ -242,7 +269,7 @@ def avg_degree_of_sequences(
     out = cnt.sum(axis=1, keepdims=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         prob = np.where(out > 0, cnt / out, 0.0)
-    keep = (prob >= tau) & (cnt > 0)
+    keep = (prob >= tau) & (cnt > 0) & (out >= min_count)
     np.fill_diagonal(keep, False)
     und = keep | keep.T
     n_edges = int(np.triu(und, 1).sum())
@@ -258,12 +285,14 @@ def degree_sensitivity(
     n_boot: int = 200,
     seed: int = 0,
     level: float = 0.95,
+    min_count: int = 1,
 ) -> pd.DataFrame:
     """<k> of one checkpoint's web for each number of concepts and tau, with bootstrap intervals.
 
     concept_columns maps a number of concepts K to the steps column holding its concepts. The
     bootstrap resamples completions with replacement (n_boot times, seeded); the interval is
-    the percentile interval at `level`. Columns: n_concepts, tau, avg_degree, lo, hi.
+    the percentile interval at `level`; the support threshold `min_count` applies to the point
+    and to every resample. Columns: n_concepts, tau, avg_degree, lo, hi.
     """
     rng = np.random.default_rng([seed, 11])
     rows = []
@@ -272,8 +301,8 @@ def degree_sensitivity(
     for K, col in sorted(concept_columns.items()):
         seqs = [np.asarray(s, dtype=np.int64) for s in sequences_of(steps, col)]
         for tau in taus:
-            point = avg_degree_of_sequences(seqs, tau, K)
-            boot = np.array([avg_degree_of_sequences(seqs, tau, K, d) for d in draws])
+            point = avg_degree_of_sequences(seqs, tau, K, min_count=min_count)
+            boot = np.array([avg_degree_of_sequences(seqs, tau, K, d, min_count) for d in draws])
             boot = boot[np.isfinite(boot)]
             a = (1 - level) / 2
             lo, hi = np.quantile(boot, [a, 1 - a]) if boot.size else (math.nan, math.nan)
@@ -309,6 +338,12 @@ def load_graph(run: RunDir) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]
     return steps, edges, meta
 
 
+def meta_min_count(meta: dict[str, Any], min_count: int | None = None) -> int:
+    """The support threshold to use: `min_count` if given, else the graph's (meta.json; graphs
+    built before it existed: 1)."""
+    return int(min_count if min_count is not None else meta.get("min_count", DEFAULT_MIN_COUNT))
+
+
 def sweep_columns(meta: dict[str, Any]) -> dict[int, str]:
     """Number of concepts -> steps column, for the chosen K and the sensitivity sweep."""
     cols = {int(meta["n_concepts"]): "concept"}
@@ -318,17 +353,20 @@ def sweep_columns(meta: dict[str, Any]) -> dict[int, str]:
 
 
 def graph_topology(
-    steps: pd.DataFrame, edges: pd.DataFrame, meta: dict[str, Any], tau: float
+    steps: pd.DataFrame,
+    edges: pd.DataFrame,
+    meta: dict[str, Any],
+    tau: float,
+    min_count: int | None = None,
 ) -> pd.DataFrame:
-    """One row per checkpoint: TOPOLOGY_COLUMNS, REASONING_COLUMNS, n_completions, n_steps."""
-    K = int(meta["n_concepts"])
+    """One row per checkpoint: TOPOLOGY_COLUMNS, REASONING_COLUMNS, n_completions, n_steps.
+
+    min_count: the support threshold (None: the graph's, meta_min_count)."""
+    K, m = int(meta["n_concepts"]), meta_min_count(meta, min_count)
     rows = []
     for step in sorted(int(s) for s in edges["step"].unique()):
-        rows.append(
-            checkpoint_topology(
-                step, steps[steps["step"] == step], edges[edges["step"] == step], tau, K
-            )
-        )
+        s, e = steps[steps["step"] == step], edges[edges["step"] == step]
+        rows.append(checkpoint_topology(step, s, e, tau, K, m))
     cols = [*TOPOLOGY_COLUMNS, *REASONING_COLUMNS, "n_completions", "n_steps"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -337,11 +375,16 @@ SENSITIVITY_TAUS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 
 def graph_web_at(
-    steps: pd.DataFrame, edges: pd.DataFrame, meta: dict[str, Any], step: int, tau: float
+    steps: pd.DataFrame,
+    edges: pd.DataFrame,
+    meta: dict[str, Any],
+    step: int,
+    tau: float,
+    min_count: int | None = None,
 ) -> tuple[nx.DiGraph, dict[str, Any]]:
     """The extracted web of one checkpoint and its web_topology dict (for drawings)."""
     e, s = edges[edges["step"] == step], steps[steps["step"] == step]
-    web = web_from_edges(e, tau)
+    web = web_from_edges(e, tau, meta_min_count(meta, min_count))
     topo = web_topology(
         web, paths=modal_paths(s), node_entropy=node_entropy_of(e, int(meta["n_concepts"]))
     ).to_dict()
@@ -355,14 +398,18 @@ def extracted_web(
     taus: Sequence[float] = SENSITIVITY_TAUS,
     n_boot: int = 200,
     seed: int = 0,
+    min_count: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(topology per checkpoint, <k> sensitivity at the last checkpoint, reasoning_graph section).
 
     The section holds the last checkpoint's reasoning-graph measures, how the graph was made
     (from meta.json), and <k> with its bootstrap interval for each number of concepts and tau.
+    min_count: the support threshold (None: the graph's, from meta.json); the section's method
+    says which was used.
     """
     steps, edges, meta = load_graph(run)
-    topo = graph_topology(steps, edges, meta, tau)
+    m = meta_min_count(meta, min_count)
+    topo = graph_topology(steps, edges, meta, tau, m)
     last = int(topo["step"].iloc[-1]) if len(topo) else None
     sens = (
         degree_sensitivity(
@@ -371,6 +418,7 @@ def extracted_web(
             sorted({*taus, tau}),
             n_boot=n_boot,
             seed=seed,
+            min_count=m,
         )
         if last is not None
         else pd.DataFrame(columns=["n_concepts", "tau", "avg_degree", "lo", "hi"])
@@ -393,6 +441,7 @@ def extracted_web(
         },
         "final_step": last,
     }
+    section["method"]["min_count"] = m
     if last is not None:
         row = topo.iloc[-1]
         section.update({f"final_{c}": row[c] for c in REASONING_COLUMNS})

@@ -588,6 +588,7 @@ class RunAnalysis:
     trees: TreeSeries | None = field(default=None, repr=False)
     # LLM runs with a concept graph: (topology with reasoning-graph columns, <k> sensitivity)
     graph: tuple[pd.DataFrame, pd.DataFrame] | None = field(default=None, repr=False)
+    min_count: int | None = None  # the support threshold the extracted web was measured at
 
     def snapshot_steps(self) -> dict[str, int]:
         """Checkpoint steps of three web snapshots: islands (most components), the maximally
@@ -629,8 +630,12 @@ def analyze(
     smooth: int | None = None,
     with_topology: bool = True,
     on_progress: Progress | None = None,
+    min_count: int | None = None,
 ) -> RunAnalysis:
     """Measure everything on a run directory; see analyze_run for the summary it carries.
+
+    min_count: the support threshold of a web extracted from text (LLM runs with a graph; None:
+    the graph's, from its meta.json).
 
     Reads the records (load_run_records), runs each pure analysis on them, measures the web
     of every checkpoint (topology_over_training) and, for SFT runs, SFT forgetting
@@ -648,7 +653,7 @@ def analyze(
         on_progress("dynamics", 1, 1)
     graph = None  # LLM runs: the web extracted from text (conceptweb llm graph)
     if with_topology and not rec.checkpoint_steps and has_graph(rec.run):
-        graph = extracted_web(rec.run, tau, seed=seed)
+        graph = extracted_web(rec.run, tau, seed=seed, min_count=min_count)
         topo = graph[0][TOPOLOGY_COLUMNS]
     else:
         topo = _topology(rec, tau, G, seed, with_topology, on_progress, notes)
@@ -695,6 +700,7 @@ def analyze(
         float(tau),
         trees,
         (graph[0], graph[1]) if graph is not None else None,
+        graph[2]["method"]["min_count"] if graph is not None else None,
     )
 
 

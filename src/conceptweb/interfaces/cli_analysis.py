@@ -153,6 +153,13 @@ def topology_table(topo: dict[str, Any], title: str, n_top: int = 5) -> Table:
 def analyze(
     run_dir: Annotated[Path, typer.Argument(help="run directory to analyse")],
     tau: Annotated[float, typer.Option(help="web threshold: edges with pi >= tau")] = 0.5,
+    min_count: Annotated[
+        int | None,
+        typer.Option(
+            help="LLM runs with a concept graph: a concept's edges enter the web only if it has "
+            "at least this many outgoing transitions (default: the graph's, from llm graph)"
+        ),
+    ] = None,
     no_figures: Annotated[
         bool, flag("--no-figures", help="write summary.json and report only")
     ] = False,
@@ -177,8 +184,18 @@ def analyze(
     if not 0.0 < tau <= 1.0:
         raise ConceptwebError(f"--tau must be in (0, 1], got {tau}")
     run = RunDir.open(run_dir)
+    if min_count is not None:
+        from conceptweb.analysis.reasoning import has_graph
+
+        if min_count < 1:
+            raise ConceptwebError(f"--min-count must be at least 1, got {min_count}")
+        if not has_graph(run):
+            raise ConceptwebError(
+                "--min-count applies to a web extracted from text: an LLM run with a concept "
+                f"graph (`conceptweb llm graph {run_dir}`)"
+            )
     with _stage_progress(not quiet) as on_progress:
-        analysis = run_analysis(run, tau, on_progress=on_progress)
+        analysis = run_analysis(run, tau, on_progress=on_progress, min_count=min_count)
         figures = None
         if not no_figures:
             from conceptweb.interfaces.figures import run_figures

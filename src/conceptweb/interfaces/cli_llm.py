@@ -231,6 +231,13 @@ FitMaxOpt = Annotated[
     int,
     typer.Option(min=2, help="the codebook is fitted on at most this many steps (a seeded sample)"),
 ]
+MinCountOpt = Annotated[
+    int,
+    typer.Option(
+        help="support: a concept's edges enter the web only if it has at least this many "
+        "outgoing transitions in the checkpoint (1: all; analyze uses this value)"
+    ),
+]
 
 
 @app.command("graph")
@@ -271,6 +278,7 @@ def graph(
         bool, typer.Option("--no-normalize", help="cluster raw hidden states (not unit length)")
     ] = False,
     fit_max: FitMaxOpt = 20000,
+    min_count: MinCountOpt = 1,
     seed: Annotated[int, typer.Option(help="seed of the codebook and of its fitting sample")] = 0,
     threads: Annotated[int | None, typer.Option(help="torch CPU threads")] = None,
     quiet: QuietOpt = False,
@@ -304,6 +312,7 @@ def graph(
         batch_size=batch_size,
         normalize=not no_normalize,
         fit_max=fit_max,
+        min_count=min_count,
         seed=seed,
         threads=threads,
     )

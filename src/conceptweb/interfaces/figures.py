@@ -592,7 +592,7 @@ def _web_at(analysis: Any, step: int, G: int, seed: int) -> tuple[nx.DiGraph, di
     from conceptweb.analysis.topology import web_at_step
 
     if analysis.graph is not None:
-        return graph_web_at(*load_graph(analysis.run), step, analysis.tau)
+        return graph_web_at(*load_graph(analysis.run), step, analysis.tau, analysis.min_count)
     cw = web_at_step(analysis.run, step, analysis.tau, G=G, seed=seed)
     return cw.web, cw.topology.to_dict()
 

@@ -265,6 +265,11 @@ def _reasoning_rows(rg: dict[str, Any]) -> list[list[str]]:
             else ""
         )
         + f", steps segmented by {m.get('segment')}, {m.get('include')} completions"
+        + (
+            f"; edges only out of concepts with at least {m['min_count']} outgoing transitions"
+            if (m.get("min_count") or 1) > 1
+            else ""
+        )
     )
     sens = rg.get("degree_sensitivity") or []
     ks = "; ".join(

@@ -66,6 +66,7 @@ class GraphSettings:
     n_concepts: int | None = None
     sweep: list[int] | None = None
     tau: float = 0.5
+    min_count: int = 1  # support: outgoing transitions a concept needs for its edges to count
     include: Literal["correct", "all"] = "correct"
     window: int | None = None
     steps: list[int] | None = None
@@ -368,6 +369,8 @@ def plan_graph(run: RunDir, s: GraphSettings) -> Plan:
     """Check every input before anything is written; raise ConceptwebError (one line) if bad."""
     if run.kind != "llm":
         raise ConceptwebError(f"{run.path} is a {run.kind} run; `llm graph` needs an LLM run")
+    if isinstance(s.min_count, bool) or not isinstance(s.min_count, int) or s.min_count < 1:
+        raise ConceptwebError(f"--min-count must be an integer of at least 1, got {s.min_count}")
     comps = read_completions(run)
     if not len(comps):
         raise ConceptwebError(f"{run.path} has no recorded completions; {HOW_TO_RECORD}")
@@ -763,6 +766,7 @@ def graph_meta(
         "silhouette": {str(k): v for k, v in scores.items()},
         "sweep_concepts": sweep,
         "tau": s.tau,
+        "min_count": int(s.min_count),
         "include": s.include,
         "window": s.window,
         "codebook": {

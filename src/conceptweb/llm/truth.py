@@ -77,23 +77,28 @@ def score_checkpoint(
     tau: float,
     column: str = "concept",
     labeler: Labeler = true_nodes,
+    min_count: int = 1,
 ) -> dict[str, Any]:
     """Purity, edge F1 and <k> of one checkpoint's extracted web against the true labels' web.
 
-    `labeler` gives each step text its true concept (CoNet nodes by default; -1 = other).
+    `labeler` gives each step text its true concept (CoNet nodes by default; -1 = other). Both
+    webs are estimated from the same completions, so the support threshold `min_count` applies
+    to both. `vacuous`: both webs are empty (F1 = 1 by convention, <k> undefined).
     """
     labels = labeler(steps["text"])
     other = int(labels.max()) + 1 if len(labels) else 0  # non-node tokens: one class of their own
     labels = np.where(labels < 0, other, labels)  # the same class in both webs
     pur, majority = purity(steps[column].to_numpy(), labels)
     if column == "concept":
-        web = web_from_edges(edges, tau)
+        web = web_from_edges(edges, tau, min_count)
     else:
-        web = web_from_edges(edges_frame(0, transition_counts(sequences_of(steps, column))), tau)
+        counts = transition_counts(sequences_of(steps, column))
+        web = web_from_edges(edges_frame(0, counts), tau, min_count)
     mapped = {(majority[a], majority[b]) for a, b in web.edges()}
     mapped = {(a, b) for a, b in mapped if a != b}
     truth = steps.assign(node=labels)
-    true_web = web_from_edges(edges_frame(0, transition_counts(sequences_of(truth, "node"))), tau)
+    true_counts = transition_counts(sequences_of(truth, "node"))
+    true_web = web_from_edges(edges_frame(0, true_counts), tau, min_count)
     k_found, k_true = avg_degree(web), avg_degree(true_web)
     per_node = pd.Series(list(majority.values())).value_counts()
     return {
@@ -106,6 +111,8 @@ def score_checkpoint(
         "n_concepts": int(steps[column].nunique()),
         "nodes_split": int((per_node >= 2).sum()),
         "n_true_edges": true_web.number_of_edges(),
+        "n_extracted_edges": len(mapped),
+        "vacuous": not web.number_of_edges() and not true_web.number_of_edges(),
         "n_steps": len(steps),
     }
 
@@ -116,6 +123,7 @@ def score_token_graph(
     tau: float = 0.5,
     column: str = "concept",
     labeler: Labeler = true_nodes,
+    min_count: int = 1,
 ) -> pd.DataFrame:
     """One row per checkpoint: step, purity, edge_f1, k_extracted, k_true, k_diff, ..."""
     rows = []
@@ -123,7 +131,12 @@ def score_token_graph(
         row = {"step": step}
         row.update(
             score_checkpoint(
-                steps[steps["step"] == step], edges[edges["step"] == step], tau, column, labeler
+                steps[steps["step"] == step],
+                edges[edges["step"] == step],
+                tau,
+                column,
+                labeler,
+                min_count,
             )
         )
         rows.append(row)
