@@ -96,20 +96,23 @@ def _walk_range(
     """Walks first .. stop-1, written into the (M, L) arrays nodes/actions (-1 past the end).
 
     Step t of walk m draws u in [0, 1) and takes the first action whose cumulative probability
-    exceeds u (cdf[:, -1] is treated as 1), exactly the rule of the numpy engine. Walks advance
-    in blocks of _BLOCK, one step of each in turn: each walk's draws depend only on (seed, m, t),
-    so the order changes nothing but speed (on large graphs a walk's next node is rarely in
-    cache: each walk prefetches its next node's rows, which arrive while the block's other
-    walks take their step).
+    exceeds u, exactly the rule of the numpy engine: cdf's last column must be 1 (cumsum_rows
+    writes it so; u < 1, so the count of entries <= u never reaches K). Walks advance in blocks
+    of _BLOCK, one step of each in turn: each walk's draws depend only on (seed, m, t), so the
+    order changes nothing but speed (on large graphs a walk's next node is rarely in cache: each
+    walk prefetches its next node's rows, which arrive while the block's other walks take their
+    step). Nodes and block slots are held unsigned: their indexing needs no negative-index check.
     """
     K = cdf.shape[1]
-    here = np.empty(_BLOCK, dtype=np.int64)
+    here = np.empty(_BLOCK, dtype=np.uint64)
+    goal = np.empty(_BLOCK, dtype=np.uint64)  # each walk's target, read once
     state = np.empty(_BLOCK, dtype=np.uint64)
-    live = np.empty(_BLOCK, dtype=np.int64)  # block slots of the walks still going
+    live = np.empty(_BLOCK, dtype=np.uint64)  # block slots of the walks still going
     for m0 in range(first, stop, _BLOCK):
         B = min(_BLOCK, stop - m0)
         for j in range(B):
             here[j] = sources[(m0 + j) // G]
+            goal[j] = targets[(m0 + j) // G]
             _prefetch(cdf, here[j])
             _prefetch(neighbors, here[j])
             state[j] = _mix(np.uint64(seed) ^ _mix(np.uint64(m0 + j) * _GAMMA + _GAMMA))
@@ -121,19 +124,21 @@ def _walk_range(
             i = 0
             while i < n_live:
                 j = live[i]
-                m = m0 + j
-                state[j] += _GAMMA
-                u = (_mix(state[j]) >> _S11) * _TO_UNIT
+                m = m0 + np.int64(j)
+                s = state[j] + _GAMMA
+                state[j] = s
+                u = np.int64(_mix(s) >> _S11) * _TO_UNIT  # 53 bits: exact as a signed integer
                 h = here[j]
                 a = 0
-                for k in range(K - 1):  # the first action whose cumulative probability > u
+                for k in range(K):  # the first action whose cumulative probability > u
                     a += cdf[h, k] <= u
                 nodes[m, t] = h
                 actions[m, t] = a
-                here[j] = neighbors[h, a]
-                _prefetch(cdf, here[j])
-                _prefetch(neighbors, here[j])
-                if here[j] == targets[m // G]:
+                nxt = np.uint64(neighbors[h, a])
+                here[j] = nxt
+                _prefetch(cdf, nxt)
+                _prefetch(neighbors, nxt)
+                if nxt == goal[j]:
                     lengths[m] = t + 1
                     success[m] = True
                     n_live -= 1
@@ -361,7 +366,8 @@ def entropy(probs, out):
 
 @jit
 def cumsum_rows(probs, cdf):
-    """cdf[n, k] = probs[n, 0] + ... + probs[n, k], added left to right (numpy's cumsum)."""
+    """cdf[n, k] = probs[n, 0] + ... + probs[n, k], added left to right (numpy's cumsum), with
+    the last column 1: the table the walks draw from (they treat the last entry as 1)."""
     N, K = probs.shape
     for n in range(N):
         total = probs[n, 0]
@@ -369,6 +375,7 @@ def cumsum_rows(probs, cdf):
         for k in range(1, K):
             total += probs[n, k]
             cdf[n, k] = total
+        cdf[n, K - 1] = 1.0
 
 
 # -- batched replicas (conceptweb.model.replicas) ---------------------------------------------

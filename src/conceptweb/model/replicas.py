@@ -87,7 +87,7 @@ class ReplicaSampler:
         M = P * G
         cdf = np.empty((R, N, K))
         for r, req in enumerate(reqs):
-            np.cumsum(req.probs, axis=1, out=cdf[r])
+            numba_kernels.cumsum_rows(np.ascontiguousarray(req.probs, dtype=np.float64), cdf[r])
         seeds = np.array([int(req.rng.integers(0, 2**63)) for req in reqs], dtype=np.int64)
         nodes = np.empty((R, M, L), dtype=np.int32)
         actions = np.empty((R, M, L), dtype=np.int16)
