@@ -171,6 +171,6 @@ def grpo_update(
         )
         stats["loss"] = loss
         stats["grad_norm"] = float(np.linalg.norm(grad))
-        optimizer.step(logits, grad)
+        optimizer.step(logits, grad, engine)
     stats["adv_nonzero_frac"] = np.count_nonzero(np.abs(advantages) > 0) / advantages.size
     return stats

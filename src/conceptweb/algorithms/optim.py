@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from conceptweb.model.engines import RolloutEngine, get_engine
 from conceptweb.runformat import AdamState
 
 
@@ -22,26 +23,16 @@ class Adam:
         self.m = np.zeros(shape)
         self.v = np.zeros(shape)
         self.t = 0
-        self._scratch: tuple[np.ndarray, np.ndarray] | None = None
 
-    def step(self, params: np.ndarray, grad: np.ndarray) -> None:
-        """One descent step on `params` along `grad` (the gradient of a loss).
-
-        params -= lr * m_hat / (sqrt(v_hat) + eps), each operation in place in two scratch
-        arrays (the same numbers as the expression, without its temporaries).
-        """
+    def step(
+        self, params: np.ndarray, grad: np.ndarray, engine: RolloutEngine | None = None
+    ) -> None:
+        """One descent step on `params` along `grad` (the gradient of a loss), run by `engine`
+        (numpy unless given; every engine gives the same numbers)."""
         self.t += 1
-        if self._scratch is None or self._scratch[0].shape != grad.shape:
-            self._scratch = (np.empty(grad.shape), np.empty(grad.shape))
-        a, b = self._scratch
-        self.m *= self.beta1
-        self.m += np.multiply(grad, 1 - self.beta1, out=a)
-        self.v *= self.beta2
-        self.v += np.multiply(np.multiply(grad, 1 - self.beta2, out=a), grad, out=a)
-        step = np.multiply(np.divide(self.m, 1 - self.beta1**self.t, out=a), self.lr, out=a)
-        scale = np.sqrt(np.divide(self.v, 1 - self.beta2**self.t, out=b), out=b)
-        scale += self.eps
-        params -= np.divide(step, scale, out=a)
+        engine = engine or get_engine("numpy")
+        betas = (self.beta1, self.beta2)
+        engine.adam_step(params, grad, self.m, self.v, self.lr, betas, self.eps, self.t)
 
     def state(self, with_lr: bool = False) -> AdamState:
         """The moments and step count (and the learning rate if asked), for a checkpoint."""

@@ -100,8 +100,7 @@ def metrics_row(
     train_ok = rollouts.success[:n]
     train_len = rollouts.lengths[:n]
     n_ok = int(np.count_nonzero(train_ok))
-    node_entropy = engine.entropy(probs)
-    visits = engine.visits(rollouts, n, node_entropy.size)
+    entropy_mean, entropy_visited = engine.entropy_means(probs, rollouts, n)
     acc = stats["accuracy"][:Q]
     path_entropy = stats["path_entropy"][:Q]
     seen = ~np.isnan(path_entropy)
@@ -113,8 +112,8 @@ def metrics_row(
         if n_ok
         else float("nan"),
         "len_mean": int(train_len.sum(dtype=np.int64)) / n,
-        "entropy_mean": _mean(node_entropy),
-        "entropy_visited": float((visits * node_entropy).sum() / max(visits.sum(), 1)),
+        "entropy_mean": entropy_mean,
+        "entropy_visited": entropy_visited,
         "n_solved": int(np.count_nonzero(acc >= SOLVED)),
         "n_distinct_correct_mean": _mean(stats["n_distinct_correct"][:Q]),
         "path_entropy_mean": float(np.add.reduce(np.where(seen, path_entropy, 0.0)))

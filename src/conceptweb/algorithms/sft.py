@@ -63,5 +63,5 @@ def sft_update(
     if batch.n_paths == 0:
         return {"loss": 0.0, "grad_norm": 0.0}
     loss, grad = sft_loss_and_grad(logits, temperature, batch, engine)
-    optimizer.step(logits, grad)
+    optimizer.step(logits, grad, engine)
     return {"loss": loss, "grad_norm": float(np.linalg.norm(grad))}

@@ -176,22 +176,14 @@ class TrainState:
         )
 
     def remember_successes(
-        self, rollouts: Rollouts, shortest: np.ndarray, targets: np.ndarray
+        self, rollouts: Rollouts, shortest: np.ndarray, targets: np.ndarray, engine: RolloutEngine
     ) -> None:
         """Keep, per problem, the shortest successful walk of the latest step that had one.
 
-        `shortest` is the engine's per-problem index of that walk (-1: no success this step).
+        `shortest` is the engine's per-problem index of that walk (-1: no success this step);
+        the answer node closes the path (a successful walk's last step lands on it).
         """
-        q = np.flatnonzero(shortest >= 0)
-        if q.size == 0:
-            return
-        first = shortest[q]
-        n = rollouts.lengths[first].astype(np.int64)
-        L = rollouts.nodes.shape[1]
-        self.own_paths[q, :L] = rollouts.nodes[first]  # -1 past each walk's end
-        self.own_paths[q, L:] = -1
-        # the answer node closes the path (a successful walk's last step lands on it)
-        self.own_paths[q, n] = targets[q]
+        engine.keep_walks(rollouts, shortest, targets, self.own_paths)
 
 
 def _adam(cfg: RunConfig, lr: float, shape: tuple[int, ...]) -> Adam:
@@ -366,7 +358,7 @@ class Trainer:
         else:
             T, probs, walks = sampled
         stats = self.engine.stats(walks)
-        state.remember_successes(walks, stats["shortest_success"], tracked.targets)
+        state.remember_successes(walks, stats["shortest_success"], tracked.targets, self.engine)
         # record
         row = metrics_row(
             step,

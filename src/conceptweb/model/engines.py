@@ -64,6 +64,34 @@ class RolloutEngine(Protocol):
         """Steps taken from each of the N nodes by walks 0 .. n_walks-1, shape (N,)."""
         ...
 
+    def entropy_means(
+        self, probs: np.ndarray, rollouts: Rollouts, n_walks: int
+    ) -> tuple[float, float]:
+        """The mean entropy of the rows of probs, and its mean over the steps that walks
+        0 .. n_walks-1 took (each step counts the entropy of the node it left)."""
+        ...
+
+    def keep_walks(
+        self, rollouts: Rollouts, walk_of_row: np.ndarray, last_nodes: np.ndarray, out: np.ndarray
+    ) -> None:
+        """out[r] = the nodes of walk walk_of_row[r], then last_nodes[r], then -1, for the rows
+        r whose walk index is not negative (the others are left alone)."""
+        ...
+
+    def adam_step(
+        self,
+        params: np.ndarray,
+        grad: np.ndarray,
+        m: np.ndarray,
+        v: np.ndarray,
+        lr: float,
+        betas: tuple[float, float],
+        eps: float,
+        t: int,
+    ) -> None:
+        """Adam's t-th step on params in place, updating its moments m and v (all (N, K))."""
+        ...
+
     def walk_logprob(
         self, rollouts: Rollouts, walk_weight: np.ndarray, logits: np.ndarray, temperature: float
     ) -> tuple[float, np.ndarray]:
@@ -119,6 +147,37 @@ class NumpyEngine:
     def visits(self, rollouts: Rollouts, n_walks: int, N: int) -> np.ndarray:  # noqa: D102
         walk, node, _ = rollouts.tokens()
         return np.bincount(node[walk < n_walks], minlength=N)
+
+    def entropy_means(self, probs, rollouts, n_walks) -> tuple[float, float]:  # noqa: D102
+        node_entropy = self.entropy(probs)
+        visits = self.visits(rollouts, n_walks, node_entropy.size)
+        mean = float(np.add.reduce(node_entropy)) / node_entropy.size
+        return mean, float((visits * node_entropy).sum() / max(visits.sum(), 1))
+
+    def keep_walks(self, rollouts, walk_of_row, last_nodes, out) -> None:  # noqa: D102
+        rows = np.flatnonzero(walk_of_row >= 0)
+        if rows.size == 0:
+            return
+        first = walk_of_row[rows]
+        n = rollouts.lengths[first].astype(np.int64)
+        L = rollouts.nodes.shape[1]
+        out[rows, :L] = rollouts.nodes[first]  # -1 past each walk's end
+        out[rows, L:] = -1
+        out[rows, n] = last_nodes[rows]
+
+    def adam_step(self, params, grad, m, v, lr, betas, eps, t) -> None:  # noqa: D102
+        # params -= lr * m_hat / (sqrt(v_hat) + eps), each operation in place in two scratch
+        # arrays (the same numbers as the expression, without its temporaries)
+        beta1, beta2 = betas
+        a, b = np.empty(grad.shape), np.empty(grad.shape)
+        m *= beta1
+        m += np.multiply(grad, 1 - beta1, out=a)
+        v *= beta2
+        v += np.multiply(np.multiply(grad, 1 - beta2, out=a), grad, out=a)
+        step = np.multiply(np.divide(m, 1 - beta1**t, out=a), lr, out=a)
+        scale = np.sqrt(np.divide(v, 1 - beta2**t, out=b), out=b)
+        scale += eps
+        params -= np.divide(step, scale, out=a)
 
     def walk_logprob(  # noqa: D102
         self, rollouts, walk_weight, logits, temperature
@@ -230,6 +289,42 @@ class NumbaEngine:
         )
         return counts
 
+    def entropy_means(self, probs, rollouts, n_walks) -> tuple[float, float]:  # noqa: D102
+        N, K = probs.shape
+        if K > KERNEL_ROW_MAX:
+            return _NUMPY.entropy_means(probs, rollouts, n_walks)
+        counts = np.zeros(N, dtype=np.int64)
+        sums = np.empty(2)
+        steps = self.k.entropy_visits(
+            _c(probs, np.float64),
+            _c(rollouts.nodes, np.int32),
+            _c(rollouts.lengths, np.int32),
+            n_walks,
+            np.empty(N),
+            counts,
+            sums,
+        )
+        return float(sums[0]) / N, float(sums[1] / max(steps, 1))
+
+    def keep_walks(self, rollouts, walk_of_row, last_nodes, out) -> None:  # noqa: D102
+        if out.dtype != np.int32 or not out.flags.c_contiguous:
+            return _NUMPY.keep_walks(rollouts, walk_of_row, last_nodes, out)
+        self.k.keep_walks(
+            _c(rollouts.nodes, np.int32),
+            _c(rollouts.lengths, np.int32),
+            _c(walk_of_row, np.int64),
+            _c(last_nodes, np.int64),
+            out,
+        )
+
+    def adam_step(self, params, grad, m, v, lr, betas, eps, t) -> None:  # noqa: D102
+        if not all(_is_c_float64(a) for a in (params, m, v)):
+            return _NUMPY.adam_step(params, grad, m, v, lr, betas, eps, t)
+        beta1, beta2 = betas
+        c1, c2 = 1 - beta1**t, 1 - beta2**t  # Python's power, as the numpy engine's
+        g = _c(grad, np.float64)
+        self.k.adam_step(params, g, m, v, float(lr), beta1, beta2, float(eps), c1, c2)
+
     def walk_logprob(  # noqa: D102
         self, rollouts, walk_weight, logits, temperature
     ) -> tuple[float, np.ndarray]:
@@ -268,6 +363,8 @@ class NumbaEngine:
         return float(total), grad
 
 
+_NUMPY = NumpyEngine()  # the numba engine's fallback where a kernel does not apply
+
 # from this many walk-step slots (M * L) on, walks run on every core (the JIT-compiled parallel
 # kernel; same numbers): at N=100k, Q=10k, G=16, L=200 a step samples 32M walker-steps
 PARALLEL_WALK_STEPS = 2**24
@@ -278,6 +375,11 @@ KERNEL_ROW_MAX = 128
 
 # the per-problem statistics the numba kernel writes, in its argument order
 _STAT_KEYS = ("n_correct", "len_mean", "len_correct_mean", "n_distinct_correct", "path_entropy")
+
+
+def _is_c_float64(a: np.ndarray) -> bool:
+    """Whether a kernel can write into `a` in place (a C-contiguous 2-D float64 array)."""
+    return a.dtype == np.float64 and a.ndim == 2 and a.flags.c_contiguous and a.flags.writeable
 
 
 def _c(a: np.ndarray, dtype: type) -> np.ndarray:

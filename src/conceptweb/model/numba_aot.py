@@ -39,6 +39,9 @@ SIGNATURES = {
     "softmax": "void(f8[:,::1], f8, f8[:,::1])",
     "entropy": "void(f8[:,::1], f8[::1])",
     "cumsum_rows": "void(f8[:,::1], f8[:,::1])",
+    "entropy_visits": "i8(f8[:,::1], i4[:,::1], i4[::1], i8, f8[::1], i8[::1], f8[::1])",
+    "keep_walks": "void(i4[:,::1], i4[::1], i8[::1], i8[::1], i4[:,::1])",
+    "adam_step": "void(f8[:,::1], f8[:,::1], f8[:,::1], f8[:,::1], f8, f8, f8, f8, f8, f8)",
 }
 _BUILD_TIMEOUT_S = 600
 

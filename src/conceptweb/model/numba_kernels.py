@@ -378,6 +378,68 @@ def cumsum_rows(probs, cdf):
         cdf[n, K - 1] = 1.0
 
 
+@jit
+def pairwise_sum(a):
+    """The sum of a contiguous float64 array added in numpy's order (`np.add.reduce`): blocks of
+    up to PAIRWISE_BLOCK values as _row_sum adds them, halves (a multiple of 8 long) added
+    recursively."""
+    n = a.size
+    if n <= PAIRWISE_BLOCK:
+        return _row_sum(a)
+    half = n // 2
+    half -= half % 8
+    return pairwise_sum(a[:half]) + pairwise_sum(a[half:])
+
+
+@jit
+def entropy_visits(probs, nodes, lengths, n_walks, entropies, counts, sums):
+    """The policy's entropies and where walks 0 .. n_walks-1 stepped from, summarised as the
+    metrics row needs them (K <= PAIRWISE_BLOCK): entropies[n] of row n, counts[n] += steps taken
+    from node n, sums[0] = entropies' sum and sums[1] = sum of counts * entropies (each added in
+    numpy's order); returns the number of steps counted."""
+    entropy(probs, entropies)
+    visit_counts(nodes, lengths, n_walks, counts)
+    weighted = np.empty(counts.size)
+    steps = 0
+    for n in range(counts.size):
+        weighted[n] = counts[n] * entropies[n]
+        steps += counts[n]
+    sums[0] = pairwise_sum(entropies)
+    sums[1] = pairwise_sum(weighted)
+    return steps
+
+
+@jit
+def keep_walks(nodes, lengths, walk_of_row, last_nodes, out):
+    """out[r] = the nodes of walk walk_of_row[r], then last_nodes[r], then -1 (rows whose walk
+    index is negative are left alone): each problem's latest successful walk, closed by its
+    answer."""
+    L = nodes.shape[1]
+    for r in range(walk_of_row.size):
+        m = walk_of_row[r]
+        if m < 0:
+            continue
+        for t in range(L):
+            out[r, t] = nodes[m, t]
+        for t in range(L, out.shape[1]):
+            out[r, t] = -1
+        out[r, lengths[m]] = last_nodes[r]
+
+
+@jit
+def adam_step(params, grad, m, v, lr, beta1, beta2, eps, c1, c2):
+    """One Adam step in place, each operation as the numpy engine's `adam_step` does it (same
+    roundings: no fused multiply-add), over every parameter; c1 and c2 are the bias corrections
+    1 - beta ** t, computed by the caller (Python's power, not the compiler's)."""
+    one_b1, one_b2 = 1 - beta1, 1 - beta2
+    p, g, m1, v1 = params.reshape(-1), grad.reshape(-1), m.reshape(-1), v.reshape(-1)
+    # flat, and np.divide (no zero-division check): the compiler runs 4 parameters at a time
+    for i in range(p.size):
+        m1[i] = m1[i] * beta1 + g[i] * one_b1
+        v1[i] = v1[i] * beta2 + g[i] * one_b2 * g[i]
+        p[i] -= np.divide(np.divide(m1[i], c1) * lr, np.sqrt(np.divide(v1[i], c2)) + eps)
+
+
 # -- batched replicas (conceptweb.model.replicas) ---------------------------------------------
 # Many runs of the same sizes: a task is a chunk of one replica's walks, each replica on its own
 # stacked policy, graph, problems and seed, so replica r gets the walks `walks` gives it alone.
