@@ -3,8 +3,10 @@
 Importing numba costs about 70 MiB and half a second of CPU in every process; a module that
 numba compiled ahead of time (`numba.pycc`) needs only numpy. The first process that wants the
 compiled engine builds the module in a child process (about 20 s, once per kernel source,
-numba, numpy and Python version) into the cache directory; later processes import it in
-milliseconds. If the build fails (no C compiler, say), the engine JIT-compiles the same kernels
+numba, numpy and Python version and processor) into the cache directory; later processes import
+it in milliseconds. The module is compiled for this processor's vector instructions (as the JIT
+is) and named after the processor, so a cache shared with other processors never runs code they
+lack. If the build fails (no C compiler, say), the engine JIT-compiles the same kernels
 in-process instead (`conceptweb.model.numba_kernels`), so results never depend on which.
 
 Cache directory: $CONCEPTWEB_KERNEL_CACHE, else $XDG_CACHE_HOME/conceptweb (~/.cache/conceptweb).
@@ -67,7 +69,20 @@ def module_name() -> str:
         h.update((here / name).read_bytes())
     for part in (version("numba"), numpy.__version__, sys.version, platform.machine()):
         h.update(part.encode())
+    h.update(host_cpu().encode())
     return f"conceptweb_kernels_{h.hexdigest()[:16]}"
+
+
+def host_cpu() -> str:
+    """The processor's model and instruction sets (Linux: /proc/cpuinfo), for which the kernels
+    are compiled; empty where unknown (then they are compiled for any processor of the
+    architecture). A cache shared by different processors thus keeps one module for each."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            lines = [line for line in f if line.startswith(("model name", "flags"))][:2]
+    except OSError:
+        return ""
+    return "".join(lines)
 
 
 def _module_path(directory: Path, name: str) -> Path:
@@ -136,6 +151,8 @@ def build(directory: Path, name: str) -> Path:
         cc = CC(name)
         cc.output_dir = tmp
         cc.verbose = False
+        if host_cpu():
+            cc.target_cpu = "host"  # this processor's vector instructions (AVX2: 4 doubles)
         for kernel, signature in SIGNATURES.items():
             cc.export(kernel, signature)(getattr(numba_kernels, kernel).py_func)
         cc.compile()
