@@ -231,7 +231,7 @@ def visit_counts(nodes, lengths, n_walks, counts):
     """counts[i] += number of steps taken from node i by walks 0 .. n_walks-1."""
     for m in range(n_walks):
         for t in range(lengths[m]):
-            counts[nodes[m, t]] += 1
+            counts[np.uint64(nodes[m, t])] += 1  # unsigned: no negative-index check
 
 
 @jit
@@ -261,9 +261,10 @@ def weighted_logprob(walk, nodes, actions, walk_weight, logits, temperature):
     visited = np.zeros(N, dtype=np.bool_)
     for i in range(nodes.size):
         w = walk_weight[walk[i]]
-        grad[nodes[i], actions[i]] += w
-        node_w[nodes[i]] += w
-        visited[nodes[i]] = True
+        n, a = np.uint64(nodes[i]), np.uint64(actions[i])  # unsigned: no negative-index check
+        grad[n, a] += w
+        node_w[n] += w
+        visited[n] = True
     return _logprob_and_grad(grad, node_w, visited, logits, temperature), grad
 
 
@@ -281,9 +282,11 @@ def walk_logprob(nodes, actions, lengths, walk_weight, logits, temperature, grad
         if w == 0.0:
             continue
         for t in range(lengths[m]):
-            grad[nodes[m, t], actions[m, t]] += w
-            node_w[nodes[m, t]] += w
-            visited[nodes[m, t]] = True
+            # unsigned indices: no negative-index checks (twice as fast)
+            n, a = np.uint64(nodes[m, t]), np.uint64(actions[m, t])
+            grad[n, a] += w
+            node_w[n] += w
+            visited[n] = True
     return _logprob_and_grad(grad, node_w, visited, logits, temperature)
 
 
