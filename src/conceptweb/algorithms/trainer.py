@@ -380,7 +380,9 @@ class Trainer:
                 state.logits,
                 T,
                 self.estimator.refill(
-                    select_rollouts(walks, np.arange(Q)), self._resampler(probs), cfg.grpo
+                    walks if walks.n_problems == Q else select_rollouts(walks, np.arange(Q)),
+                    self._resampler(probs),
+                    cfg.grpo,
                 ),
                 cfg.grpo,
                 state.rl_opt,
