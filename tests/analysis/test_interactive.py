@@ -145,6 +145,27 @@ def test_page_in_a_real_browser(analysed, browser):
     assert later == []
 
 
+def test_arms_of_one_seed_share_one_layout(base_run, sft_run, monkeypatch):
+    # one spring layout for all arms (a concept at the same place in every arm), not one each
+    from conceptweb.analysis.summary import analyze
+    from conceptweb.interfaces import interactive
+
+    calls = []
+    layout = interactive._layout
+    monkeypatch.setattr(interactive, "_layout", lambda webs: calls.append(webs) or layout(webs))
+    panels = interactive.arm_panels([("plain", analyze(base_run)), ("sft", analyze(sft_run))])
+    assert len(calls) == 1
+    for panel in panels:
+        pos = panel["graph"]["positions"]
+        drawn = {str(n[0]) for web in panel["webs"] for n in web["nodes"]}
+        assert drawn and set(pos) == drawn  # every drawn node placed, no other
+    shared = set(panels[0]["graph"]["positions"]) & set(panels[1]["graph"]["positions"])
+    assert shared
+    assert all(
+        panels[0]["graph"]["positions"][n] == panels[1]["graph"]["positions"][n] for n in shared
+    )
+
+
 def test_arms_side_by_side_share_one_slider(base_run, sft_run, tmp_path, browser):
     from conceptweb.analysis.summary import analyze
     from conceptweb.interfaces.interactive import interactive_html, run_panel

@@ -27,6 +27,7 @@ from conceptweb.rundir import atomic_write_text
 __all__ = [
     "interactive_html",
     "run_panel",
+    "arm_panels",
     "write_ablation_interactive",
     "write_interactive_report",
 ]
@@ -85,7 +86,11 @@ def _web_frame(web: nx.DiGraph, step: int, topology: Any) -> dict[str, Any]:
     }
 
 
-def _webs(analysis: RunAnalysis, max_webs: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+Drawn = tuple[list[tuple[Any, nx.DiGraph]], str | None]  # (checkpoint web, annotated), note
+
+
+def _drawn_webs(analysis: RunAnalysis, max_webs: int) -> Drawn:
+    """The checkpoint webs the page draws (at most max_webs), or a note saying why none."""
     from conceptweb.analysis.topology import web_at_step
     from conceptweb.interfaces.notebook import annotated_web
 
@@ -98,18 +103,35 @@ def _webs(analysis: RunAnalysis, max_webs: int) -> tuple[list[dict[str, Any]], d
                 f"webs of up to {largest} nodes are not drawn here (at most {MAX_DRAWN_NODES}); "
                 "the report's figures and summary.json describe them"
             )
-            return [], {"note": note}
+            return [], note
     cws = [web_at_step(analysis.run, s, analysis.tau) for s in steps]
-    webs = [annotated_web(cw) for cw in cws]
-    pos = _layout(webs)
-    frames = [_web_frame(w, cw.step, cw.topology) for w, cw in zip(webs, cws, strict=True)]
+    return [(cw, annotated_web(cw)) for cw in cws], None
+
+
+def _webs(
+    analysis: RunAnalysis,
+    max_webs: int,
+    drawn: Drawn | None = None,
+    pos: dict[int, tuple[float, float]] | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The page's web frames and graph data; `pos` (one layout shared by several runs) or a
+    layout of this run's webs."""
+    webs, note = drawn if drawn is not None else _drawn_webs(analysis, max_webs)
+    if note is not None:
+        return [], {"note": note}
+    if pos is None:
+        pos = _layout([w for _, w in webs])
+    frames = [_web_frame(w, cw.step, cw.topology) for cw, w in webs]
     problems = {}
-    if cws:
+    if webs:
+        first = webs[0][0]
         problems = {
-            "sources": list(map(int, cws[0].sources)),
-            "targets": list(map(int, cws[0].targets)),
+            "sources": list(map(int, first.sources)),
+            "targets": list(map(int, first.targets)),
         }
-    return frames, {"positions": {str(n): xy for n, xy in pos.items()}, **problems}
+    nodes = {int(n) for _, w in webs for n in w.nodes()}
+    positions = {str(n): xy for n, xy in pos.items() if n in nodes}
+    return frames, {"positions": positions, **problems}
 
 
 def _summary_rows(summary: dict[str, Any]) -> list[list[Any]]:
@@ -124,11 +146,18 @@ def _summary_rows(summary: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def run_panel(analysis: RunAnalysis, label: str, max_webs: int = MAX_WEBS) -> dict[str, Any]:
-    """The data of one run for the page: curves, candidates, webs per checkpoint, summary."""
+def run_panel(
+    analysis: RunAnalysis,
+    label: str,
+    max_webs: int = MAX_WEBS,
+    drawn: Drawn | None = None,
+    pos: dict[int, tuple[float, float]] | None = None,
+) -> dict[str, Any]:
+    """The data of one run for the page: curves, candidates, webs per checkpoint, summary
+    (`drawn` and `pos`: its webs and a layout already made, see `arm_panels`)."""
     m = analysis.metrics
     fr = analysis.frustration
-    webs, graph = _webs(analysis, max_webs)
+    webs, graph = _webs(analysis, max_webs, drawn, pos)
     topo = analysis.topology
     return {
         "label": label,
@@ -184,6 +213,22 @@ def write_interactive_report(
     return path
 
 
+def arm_panels(
+    analyses: list[tuple[str, RunAnalysis]], max_webs: int = MAX_WEBS
+) -> list[dict[str, Any]]:
+    """Panels of runs on one world (an ablation's arms of one seed) with ONE layout of the
+    union of all their webs: a concept sits at the same place in every arm, and one spring
+    layout is made instead of one per arm."""
+    drawn = [_drawn_webs(a, max_webs) for _, a in analyses]
+    every = [w for webs, _ in drawn for _, w in webs]
+    union = set().union(*(w.nodes() for w in every)) if every else set()
+    # arms far apart on a large world: each its own layout, as a run's page would have
+    pos = _layout(every) if len(union) <= MAX_DRAWN_NODES else None
+    return [
+        run_panel(a, label, max_webs, d, pos) for (label, a), d in zip(analyses, drawn, strict=True)
+    ]
+
+
 def write_ablation_interactive(
     abl: Any, seed: int | None = None, max_webs: int = 30, on_arm: Any = None
 ) -> Path:
@@ -195,13 +240,14 @@ def write_ablation_interactive(
     from conceptweb.analysis.summary import analyze
 
     seed = abl.seeds()[0] if seed is None else seed
-    panels = []
+    analyses = []
     for arm in abl.cfg.arms:
         path = abl.run_path(arm, seed)
         if (path / "run.json").is_file():
-            panels.append(run_panel(analyze(path), arm, max_webs))
+            analyses.append((arm, analyze(path)))
             if on_arm is not None:
                 on_arm(arm)
+    panels = arm_panels(analyses, max_webs)
     if not panels:
         raise ConceptwebError(f"{abl.out} has no finished run of seed {seed}")
     out = abl.out / "interactive.html"
