@@ -47,7 +47,7 @@ from typing import Protocol
 
 import numpy as np
 
-from conceptweb.model.rollouts import Rollouts
+from conceptweb.model.rollouts import Rollouts, problem_of_walks
 from conceptweb.registry import Registry
 
 
@@ -284,7 +284,7 @@ def select_groups(rollouts: Rollouts, problems: np.ndarray) -> Rollouts:
     problems = np.asarray(problems, dtype=np.int64)
     idx = (problems[:, None] * G + np.arange(G)[None, :]).ravel()
     return Rollouts(
-        np.repeat(np.arange(problems.size, dtype=np.int64), G),
+        problem_of_walks(problems.size, G),
         rollouts.nodes[idx],
         rollouts.actions[idx],
         rollouts.lengths[idx],

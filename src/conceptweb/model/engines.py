@@ -26,7 +26,7 @@ import numpy as np
 from conceptweb.errors import ConceptwebError
 from conceptweb.model import policy
 from conceptweb.model.policy import log_softmax, softmax
-from conceptweb.model.rollouts import Rollouts, problem_stats, sample_rollouts
+from conceptweb.model.rollouts import Rollouts, problem_of_walks, problem_stats, sample_rollouts
 from conceptweb.registry import Registry
 
 
@@ -132,6 +132,15 @@ class NumpyEngine:
 
     name = "numpy"
 
+    def __init__(self) -> None:
+        self._adam_scratch: tuple[np.ndarray, np.ndarray] | None = None
+
+    def _scratch(self, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Two work tables of `shape` for Adam, kept between steps (no allocation per step)."""
+        if self._adam_scratch is None or self._adam_scratch[0].shape != shape:
+            self._adam_scratch = (np.empty(shape), np.empty(shape))
+        return self._adam_scratch
+
     def softmax(self, logits: np.ndarray, temperature: float) -> np.ndarray:  # noqa: D102
         return policy.softmax(logits, temperature)
 
@@ -169,7 +178,7 @@ class NumpyEngine:
         # params -= lr * m_hat / (sqrt(v_hat) + eps), each operation in place in two scratch
         # arrays (the same numbers as the expression, without its temporaries)
         beta1, beta2 = betas
-        a, b = np.empty(grad.shape), np.empty(grad.shape)
+        a, b = self._scratch(grad.shape)
         m *= beta1
         m += np.multiply(grad, 1 - beta1, out=a)
         v *= beta2
@@ -263,8 +272,7 @@ class NumbaEngine:
             lengths,
             success,
         )
-        problem = np.repeat(np.arange(P, dtype=np.int64), G)
-        return Rollouts(problem, nodes, actions, lengths, success, P, G)
+        return Rollouts(problem_of_walks(P, G), nodes, actions, lengths, success, P, G)
 
     def stats(self, rollouts: Rollouts) -> dict[str, np.ndarray]:  # noqa: D102
         P = rollouts.n_problems

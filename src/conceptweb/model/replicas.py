@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from conceptweb.model.engines import RolloutEngine
-from conceptweb.model.rollouts import Rollouts
+from conceptweb.model.rollouts import Rollouts, problem_of_walks
 
 BATCHED_ENGINES = ("numba",)  # engines whose replicas share one compiled call
 
@@ -117,7 +117,7 @@ class ReplicaSampler:
             for f in [pool.submit(numba_kernels.walks_replicas, *args, a, b) for a, b in ranges]:
                 f.result()
         return [
-            Rollouts(_problem_of_walks(P, G), nodes[r], actions[r], lengths[r], success[r], P, G)
+            Rollouts(problem_of_walks(P, G), nodes[r], actions[r], lengths[r], success[r], P, G)
             for r in range(R)
         ]
 
@@ -134,11 +134,6 @@ class ReplicaSampler:
             held = ([r.neighbors for r in reqs], stacked)
             self._stacked[key] = held
         return held[1]
-
-
-def _problem_of_walks(P: int, G: int) -> np.ndarray:
-    """The problem index of each walk (G consecutive walks per problem), as the engines write."""
-    return np.repeat(np.arange(P, dtype=np.int64), G)
 
 
 _POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -> its threads

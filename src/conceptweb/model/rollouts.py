@@ -62,6 +62,12 @@ class Rollouts:
         return self.nodes[index, :n]
 
 
+def problem_of_walks(P: int, G: int) -> np.ndarray:
+    """The problem index of each walk: G consecutive walks per problem, as every engine lays
+    them out."""
+    return np.repeat(np.arange(P, dtype=np.int64), G)
+
+
 def sample_rollouts(
     neighbors: np.ndarray,
     probs: np.ndarray,
@@ -79,7 +85,7 @@ def sample_rollouts(
     K = probs.shape[1]
     P = int(len(sources))
     M = P * G
-    problem = np.repeat(np.arange(P, dtype=np.int64), G)
+    problem = problem_of_walks(P, G)
     cdf = np.cumsum(probs, axis=1)
     cdf[:, -1] = np.inf  # a uniform draw in [0, 1) always lands on some action
     by_column = K <= _SMALL_K
