@@ -126,6 +126,47 @@ def test_config_parse_errors_say_where(tmp_path, name, text, where):
     assert res.exit_code == 2 and where in res.output, res.output
 
 
+def _command_paths() -> list[list[str]]:
+    import typer
+
+    root = typer.main.get_command(app)
+    paths = []
+    for name, command in root.commands.items():
+        paths.append([name])
+        paths += [[name, sub] for sub in getattr(command, "commands", {})]
+    return paths
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=" ".join)
+def test_the_script_builds_only_the_command_it_runs(path):
+    """`main` runs a command from a root holding that command alone: the same help and errors."""
+    from conceptweb.interfaces.cli import app_for
+
+    assert app_for(path) is not app
+    for args in ([*path, "--help"], [*path, "--no-such-option"]):
+        alone, full = runner.invoke(app_for(args), args), runner.invoke(app, args)
+        assert (alone.exit_code, alone.output) == (full.exit_code, full.output)
+
+
+def test_the_script_builds_every_command_without_one():
+    from conceptweb.interfaces.cli import app_for
+
+    assert app_for([]) is app and app_for(["--help"]) is app and app_for(["trian"]) is app
+
+
+def test_a_quiet_train_imports_neither_yaml_nor_rich(tmp_path):
+    """Start-up cost: a quiet `train` with --set values needs no yaml, and rich only to print."""
+    code = (
+        "import atexit, sys; from conceptweb.interfaces.cli import main; "
+        "atexit.register(lambda: print(sorted({'yaml', 'rich', 'tomllib'} & set(sys.modules)))); "
+        f"sys.argv = ['conceptweb', 'train', *{SMALL!r}, '--out', {str(tmp_path / 'r')!r}]; "
+        "main()"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    assert RunDir.open(tmp_path / "r").read_meta()["status"] == "finished"
+
+
 def test_resume_is_a_flag_in_help():
     res = _cli("train", "--help")
     assert res.exit_code == 0

@@ -33,6 +33,21 @@ def test_set_overrides_parse_yaml_values():
     assert cfg.model.K == 16 and cfg.grpo.lr == 0.05
 
 
+@pytest.mark.parametrize(
+    "raw",
+    ["0", "-0", "7", "-12", "1000000", "0.5", "-0.25", "3.0", "10.125", "true", "false"]
+    + ["010", "1_000", "1e3", "1.0e+3", "+5", "0x10", "1:30", ".5", "5.", "True", "yes", "null"]
+    + [" 5", "5 ", "numba", "", "[1, 2]", "0.1.2", "-", "1-2"],
+)
+def test_set_values_read_as_yaml_reads_them(raw):
+    """Plain numbers and true/false are read without yaml: the same value and type as yaml's."""
+    import yaml
+
+    want = yaml.safe_load(raw) if raw.strip() else ""
+    got = parse_set(f"a.b={raw}")["a"]["b"]
+    assert (got, type(got)) == (want, type(want))
+
+
 def test_file_then_set_precedence(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("preset: sparse\nseed: 3\nmodel:\n  K: 10\n")

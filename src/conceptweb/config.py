@@ -5,11 +5,9 @@ from __future__ import annotations
 import copy
 import json
 import re
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from conceptweb.algorithms.estimators import ESTIMATORS
@@ -378,6 +376,11 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# plain decimals, which YAML reads as int() and float() do (no leading zeros: YAML 1.1 reads 010
+# as octal; no "_", "+", exponent or ":", which YAML 1.1 reads its own way)
+_DECIMAL = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+
+
 def parse_set(item: str) -> dict[str, Any]:
     """Turn 'a.b.c=value' into {'a': {'b': {'c': value}}}; the value is parsed as YAML."""
     if "=" not in item:
@@ -386,10 +389,17 @@ def parse_set(item: str) -> dict[str, Any]:
     key = key.strip()
     if not key or any(not part for part in key.split(".")):
         raise ConceptwebError(f"--set has an empty key in {item!r}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
-    except yaml.YAMLError as exc:
-        raise ConceptwebError(f"--set {item!r}: value is not valid YAML ({exc})") from None
+    if raw in ("true", "false"):  # the common values, read as YAML reads them without loading it
+        value: Any = raw == "true"
+    elif _DECIMAL.fullmatch(raw):
+        value = float(raw) if "." in raw else int(raw)
+    else:
+        import yaml
+
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConceptwebError(f"--set {item!r}: value is not valid YAML ({exc})") from None
     out: dict[str, Any] = {}
     cursor = out
     parts = key.split(".")
@@ -405,6 +415,10 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConceptwebError(f"config file not found: {path}")
     text = path.read_text()
+    import tomllib
+
+    import yaml
+
     try:
         if path.suffix == ".toml":
             data = tomllib.loads(text)
@@ -425,6 +439,8 @@ def parse_error_text(exc: Exception) -> str:
     """A YAML, TOML or JSON parse error as 'line L, column C: what is wrong' (1-based)."""
     if isinstance(exc, json.JSONDecodeError):
         return f"line {exc.lineno}, column {exc.colno}: {exc.msg}"
+    import yaml
+
     if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
         mark = exc.problem_mark
         what = " ".join(x for x in (exc.context, exc.problem) if x)

@@ -5,14 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
+from conceptweb.interfaces import console as consoles
 from conceptweb.interfaces.cli_common import flag, group, user_errors
-from conceptweb.interfaces.console import out_console
 from conceptweb.interfaces.numbers import fmt
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 app = group()
 
@@ -48,6 +50,8 @@ def _stage_progress(enabled: bool) -> Iterator[Any]:
 
 def summary_table(summary: dict[str, Any], title: str) -> Table:
     """The headline numbers of a summary.json as a rich table."""
+    from rich.table import Table
+
     t = Table(title=title, show_lines=False)
     t.add_column("section")
     t.add_column("measured")
@@ -114,6 +118,8 @@ def summary_table(summary: dict[str, Any], title: str) -> Table:
 
 def topology_table(topo: dict[str, Any], title: str, n_top: int = 5) -> Table:
     """One checkpoint's web topology as a rich table."""
+    from rich.table import Table
+
     t = Table(title=title)
     t.add_column("measure")
     t.add_column("value", justify="right")
@@ -204,7 +210,7 @@ def analyze(
     summary_path = write_summary(run, analysis.summary)
     report = write_run_report(run, analysis.summary, figures or {})
     if not quiet:
-        out_console.print(summary_table(analysis.summary, f"conceptweb analyze {run_dir}"))
+        consoles.out_console.print(summary_table(analysis.summary, f"conceptweb analyze {run_dir}"))
     written = [summary_path, report, report.with_suffix(".html")]
     if interactive:
         from conceptweb.interfaces.interactive import write_interactive_report
@@ -245,7 +251,7 @@ def web(
     label = (
         f"web of {run_dir} at step {cw.step} (tau {tau:g}{', visited nodes' if visited else ''})"
     )
-    out_console.print(topology_table(cw.topology.to_dict(), label))
+    consoles.out_console.print(topology_table(cw.topology.to_dict(), label))
     if not no_draw:
         from conceptweb.interfaces.figures import plot_web
 

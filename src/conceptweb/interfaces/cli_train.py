@@ -93,7 +93,8 @@ def run_with_progress(
     detector's signals.
     """
     from conceptweb.config import config_to_dict
-    from conceptweb.interfaces.progress import console, training_progress
+    from conceptweb.interfaces import console as consoles  # rich is imported only if it prints
+    from conceptweb.interfaces.progress import training_progress
     from conceptweb.trackers import check_trackers, open_trackers
 
     state: dict[str, Any] = {"finished": False}
@@ -108,7 +109,7 @@ def run_with_progress(
             typer.echo(f"{out}: {note}")
         if trainer.step >= cfg.steps:
             state["finished"] = True
-            console.print(
+            consoles.console.print(
                 f"{out}: already finished ({trainer.step}/{cfg.steps} steps); "
                 "raise --steps to extend"
             )
@@ -133,7 +134,7 @@ def run_with_progress(
                 if n
                 else "no problem under the threshold: nothing heated"
             )
-            console.print(f"step {row['step']}: the trigger fired; {what}")
+            consoles.console.print(f"step {row['step']}: the trigger fired; {what}")
 
     try:
         job(on_step, on_start)
@@ -143,7 +144,7 @@ def run_with_progress(
         if "trackers" in state:
             state["trackers"].close()
     if not quiet and not state["finished"]:
-        console.print(f"run written to {out}")
+        consoles.console.print(f"run written to {out}")
 
 
 @app.command()

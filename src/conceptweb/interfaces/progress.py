@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
-from conceptweb.interfaces.console import console
+from conceptweb.interfaces import console as consoles
 from conceptweb.interfaces.numbers import fmt
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
 LABEL_WIDTH = 16
@@ -110,10 +109,10 @@ def training_progress(
 
     Yields a callback taking a metrics row. A bar on a terminal, plain lines otherwise.
     """
-    target = target or console
     if not enabled:
         yield lambda row: None
         return
+    target = target or consoles.console
     if not target.is_terminal:
         lines = LineProgress(label, total, start)
         yield lambda row: lines.update(int(row["step"]), _row_note(row, n_problems))
@@ -136,10 +135,10 @@ def task_progress(
     total: int, label: str, enabled: bool = True, target: Console | None = None
 ) -> Iterator[Any]:
     """Progress over `total` units of work; yields advance(n=1, note='')."""
-    target = target or console
     if not enabled:
         yield lambda n=1, note="": None
         return
+    target = target or consoles.console
     if not target.is_terminal:
         lines = LineProgress(label, total)
 

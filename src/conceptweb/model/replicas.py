@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from conceptweb.model.engines import RolloutEngine
 from conceptweb.model.rollouts import Rollouts, problem_of_walks
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 BATCHED_ENGINES = ("numba",)  # engines whose replicas share one compiled call
 
@@ -142,6 +145,8 @@ _POOL: dict[tuple[int, int], ThreadPoolExecutor] = {}  # (process id, threads) -
 def _thread_pool(threads: int) -> ThreadPoolExecutor:
     """This process's pool of `threads` threads (a forked child makes its own: threads do not
     survive a fork)."""
+    from concurrent.futures import ThreadPoolExecutor  # a run alone never needs it
+
     key = (os.getpid(), threads)
     if key not in _POOL:
         _POOL[key] = ThreadPoolExecutor(threads, thread_name_prefix="conceptweb-walks")
