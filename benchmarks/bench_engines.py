@@ -3,6 +3,8 @@
     python benchmarks/bench_engines.py                    # sparse runs and scaling exponents
     python benchmarks/bench_engines.py --scale            # also N=100k, Q=10k, L=200 (long)
     python benchmarks/bench_engines.py --pairs 1 --no-scaling --scale --scale-steps 20
+    python benchmarks/bench_engines.py --no-scaling --baseline 3394d39   # also the numpy engine
+                                                    # of an older commit (here: the issue's day)
 
 Every figure is the CPU time (user + system) of a fresh child process, read from the kernel's
 accounting of that child (`os.wait4`), with its peak resident memory; CPU time, unlike wall
@@ -15,6 +17,9 @@ into their cache once before timing. The scaling rows time a few steps from the 
 machine's load average is printed with the table. The package's modules are byte-compiled first,
 as an installation leaves them (an interpreter run with PYTHONDONTWRITEBYTECODE would otherwise
 compile conceptweb's sources in every child, about 0.5 CPU-seconds).
+`--baseline REF` adds a third column: the numpy engine of an older commit of this repository
+(its `src/` exported with `git archive` and run on this interpreter, in turn with the others),
+against which both of today's engines are compared too.
 """
 
 from __future__ import annotations
@@ -54,11 +59,13 @@ print(json.dumps({
 SPARSE_OFF = ["eval.every=0", "checkpoint.every=1000000"]
 
 
-def child(argv: list[str]) -> tuple[dict[str, float], str]:
-    """Run argv; its CPU seconds, wall seconds and peak memory (MiB), and its stdout."""
+def child(argv: list[str], src: str | None = None) -> tuple[dict[str, float], str]:
+    """Run argv (on the sources in `src` if given); its CPU seconds, wall seconds and peak
+    memory (MiB), and its stdout."""
+    env = None if src is None else {**os.environ, "PYTHONPATH": src}
     with tempfile.TemporaryFile("w+") as out:
         w0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.DEVNULL, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - w0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -70,17 +77,20 @@ def child(argv: list[str]) -> tuple[dict[str, float], str]:
     return cost, text
 
 
-def train_command(engine: str, out: str, sets: list[str]) -> list[str]:
-    """`conceptweb train --preset sparse` with evaluation and checkpoints off."""
+def train_command(engine: str | None, out: str, sets: list[str]) -> list[str]:
+    """`conceptweb train --preset sparse` with evaluation and checkpoints off (engine None:
+    no engine setting, for sources older than the setting)."""
     argv = [sys.executable, "-m", "conceptweb.interfaces.cli", "train", "--preset", "sparse"]
-    for s in [*SPARSE_OFF, f"model.engine={engine}", *sets]:
+    for s in [*SPARSE_OFF, *([f"model.engine={engine}"] if engine else []), *sets]:
         argv += ["--set", s]
     return [*argv, "--out", out]
 
 
-def loop_child(preset: str, sets: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+def loop_child(
+    preset: str, sets: list[str], src: str | None = None
+) -> tuple[dict[str, float], dict[str, float]]:
     """The training loop in a fresh interpreter: its own timing and the process's cost."""
-    cost, text = child([sys.executable, "-c", LOOP, preset, json.dumps(sets)])
+    cost, text = child([sys.executable, "-c", LOOP, preset, json.dumps(sets)], src)
     return json.loads(text.strip().splitlines()[-1]), cost
 
 
@@ -88,17 +98,37 @@ def median_of(rows: list[dict[str, float]]) -> dict[str, float]:
     return {k: statistics.median(r[k] for r in rows) for k in rows[0]}
 
 
-def sparse_rows(pairs: int) -> list[tuple[str, ...]]:
-    """The sparse preset, 600 steps, per engine: the whole command and the loop alone."""
+def export_sources(ref: str, into: str) -> str:
+    """`src/` of commit `ref` of this repository, exported into `into`, byte-compiled."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    archive = subprocess.run(
+        ["git", "-C", repo, "archive", ref, "src"], capture_output=True, check=False
+    )
+    if archive.returncode:
+        message = archive.stderr.decode(errors="replace").strip().splitlines()
+        raise SystemExit(f"error: cannot export {ref}: {message[-1] if message else 'git failed'}")
+    subprocess.run(["tar", "-x", "-C", into], input=archive.stdout, check=True)
+    compileall.compile_dir(f"{into}/src", quiet=1)
+    return f"{into}/src"
+
+
+def sparse_rows(pairs: int, baseline: str | None = None) -> list[tuple[str, ...]]:
+    """The sparse preset, 600 steps, per engine: the whole command and the loop alone
+    (and the numpy engine of commit `baseline`, if given)."""
     with tempfile.TemporaryDirectory() as tmp:
+        src = {"numpy": None, "numba": None}
+        if baseline:
+            src[f"numpy at {baseline}"] = export_sources(baseline, tmp)
         child(train_command("numba", f"{tmp}/warm", ["steps=2"]))  # build the kernel cache
-        cmd: dict[str, list[dict[str, float]]] = {"numpy": [], "numba": []}
-        loop: dict[str, list[dict[str, float]]] = {"numpy": [], "numba": []}
+        cmd: dict[str, list[dict[str, float]]] = {e: [] for e in src}
+        loop: dict[str, list[dict[str, float]]] = {e: [] for e in src}
         for i in range(pairs):
-            for engine in ("numpy", "numba"):
-                cmd[engine].append(child(train_command(engine, f"{tmp}/{engine}{i}", []))[0])
-                sets = [*SPARSE_OFF, f"model.engine={engine}"]
-                loop[engine].append(loop_child("sparse", sets)[0])
+            for n, (label, where) in enumerate(src.items()):
+                engine = None if where else label
+                argv = train_command(engine, f"{tmp}/run{i}-{n}", [])
+                cmd[label].append(child(argv, where)[0])
+                sets = [*SPARSE_OFF, *([f"model.engine={engine}"] if engine else [])]
+                loop[label].append(loop_child("sparse", sets, where)[0])
     c = {e: median_of(v) for e, v in cmd.items()}
     lp = {e: median_of(v) for e, v in loop.items()}
     rows = [
@@ -108,18 +138,19 @@ def sparse_rows(pairs: int) -> list[tuple[str, ...]]:
             f"peak {c[e]['peak']:.0f} MiB",
             f"wall {c[e]['wall']:.1f} s, final reward {lp[e]['reward']:.3f}",
         )
-        for e in ("numpy", "numba")
+        for e in src
     ]
-    a, b = ("numpy", "numba")
-    rows.append(
-        (
-            "ratio numpy / numba",
-            f"command {c[a]['cpu'] / c[b]['cpu']:.1f}x, "
-            f"loop {lp[a]['loop_cpu'] / lp[b]['loop_cpu']:.1f}x",
-            f"memory {c[b]['peak'] / c[a]['peak']:.2f}x",
-            "",
+    for a in [e for e in src if e != "numba"]:
+        b = "numba"
+        rows.append(
+            (
+                f"ratio {a} / numba",
+                f"command {c[a]['cpu'] / c[b]['cpu']:.1f}x, "
+                f"loop {lp[a]['loop_cpu'] / lp[b]['loop_cpu']:.1f}x",
+                f"memory {c[b]['peak'] / c[a]['peak']:.2f}x",
+                "",
+            )
         )
-    )
     return rows
 
 
@@ -202,10 +233,13 @@ def main() -> None:
     parser.add_argument("--no-scaling", action="store_true", help="skip the scaling exponents")
     parser.add_argument("--scale", action="store_true", help="also the N=100k run (long)")
     parser.add_argument("--scale-steps", type=int, default=200)
+    parser.add_argument(
+        "--baseline", metavar="REF", help="also the numpy engine of this git commit (older code)"
+    )
     args = parser.parse_args()
     load_before = os.getloadavg()
     compileall.compile_dir(os.path.dirname(conceptweb.__file__), quiet=1)
-    rows = sparse_rows(args.pairs)
+    rows = sparse_rows(args.pairs, args.baseline)
     print_table(rows)  # each part as soon as it is measured, then all together at the end
     if not args.no_scaling:
         rows += scaling_rows(args.scaling_steps, ["numba"])
