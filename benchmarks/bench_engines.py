@@ -3,8 +3,9 @@
     python benchmarks/bench_engines.py                    # sparse runs and scaling exponents
     python benchmarks/bench_engines.py --scale            # also N=100k, Q=10k, L=200 (long)
     python benchmarks/bench_engines.py --pairs 1 --no-scaling --scale --scale-steps 20
-    python benchmarks/bench_engines.py --no-scaling --baseline ae13b47   # also the numpy engine
-                                                    # of an older commit (ae13b47: when issue 12 was filed)
+    python benchmarks/bench_engines.py --no-scaling --baseline ae13b47   # and an older numpy
+
+(ae13b47 is main as it was when the compiled-engine issue was filed.)
 
 Every figure is the CPU time (user + system) of a fresh child process, read from the kernel's
 accounting of that child (`os.wait4`), with its peak resident memory; CPU time, unlike wall
