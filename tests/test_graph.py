@@ -5,6 +5,8 @@ from __future__ import annotations
 import networkx as nx
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conceptweb.errors import ConceptwebError
 from conceptweb.model.graph import ConceptGraph, random_regular_graph
@@ -156,6 +158,47 @@ def test_random_regular_graph_equals_networkx(N, K, seed):
     g = nx.random_regular_graph(K, N, seed=seed)
     expected = np.array([sorted(g.adj[i]) for i in range(N)], dtype=np.int32)
     np.testing.assert_array_equal(random_regular_graph(N, K, seed).neighbors, expected)
+
+
+@st.composite
+def _regular_sizes(draw: st.DrawFn) -> tuple[int, int, int]:
+    N = draw(st.integers(2, 40))
+    K = draw(st.integers(1, N - 1))
+    return (N + 1 if N * K % 2 else N), K, draw(st.integers(0, 2**32))
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=_regular_sizes())
+def test_random_regular_graph_equals_networkx_on_any_size(sizes):
+    """Dense graphs too, where networkx's pairing gets stuck and starts again (its test of
+    whether the leftover nodes can still be joined decides when, quirks included)."""
+    N, K, seed = sizes
+    g = nx.random_regular_graph(K, N, seed=seed)
+    expected = np.array([sorted(g.adj[i]) for i in range(N)], dtype=np.int32)
+    np.testing.assert_array_equal(random_regular_graph(N, K, seed).neighbors, expected)
+
+
+def _two_pieces(seed: int) -> ConceptGraph:
+    a, b = random_regular_graph(40, 3, seed=seed), random_regular_graph(30, 3, seed=seed + 1)
+    return ConceptGraph(np.concatenate([a.neighbors, b.neighbors + 40]))
+
+
+@pytest.mark.parametrize("min_dist", [1, 2, 3, 6, 40])
+def test_valid_pairs_are_those_the_distances_give(min_dist):
+    """The valid (start, answer) mask of undirected graphs (components and a search of
+    min_dist - 1 levels) is the one read off the full distance table."""
+    from conceptweb.model.problems import _valid_mask
+
+    g = _two_pieces(min_dist)
+    rng = np.random.default_rng(min_dist)
+    for starts in (np.arange(g.N), np.sort(rng.choice(g.N, 20, replace=False))):
+        for answers in (None, np.sort(rng.choice(g.N, 25, replace=False))):
+            dist = g.distances(starts)
+            expected = np.isfinite(dist) & (dist >= min_dist)
+            if answers is not None:
+                expected[:, np.setdiff1d(np.arange(g.N), answers)] = False
+            np.testing.assert_array_equal(_valid_mask(g, min_dist, starts, answers), expected)
+            np.testing.assert_array_equal(g.within(starts, min_dist - 1), dist <= min_dist - 1)
 
 
 def test_breadth_first_distances_and_components_equal_scipy():

@@ -77,3 +77,18 @@ def test_a_training_process_loads_neither_pyarrow_nor_pandas(tmp_path):
     run = RunDir(tmp_path / "r")
     assert run.read_metrics()["step"].tolist() == [1, 2, 3, 4, 5]
     assert len(run.read_problems()) == 5 * (12 + len(run.load_checkpoint().new_sources))
+
+
+def test_ascii_text_columns_are_written_as_their_values_one_by_one():
+    """The bulk path for ASCII numpy strings writes the bytes of the value-by-value path."""
+    from conceptweb.parquet_writer import _plain, text_bytes
+
+    rng = np.random.default_rng(4)
+    words = np.array(["", "a", "new", "train", "x y z", "heat"], dtype="U7")[
+        rng.integers(0, 6, 500)
+    ]
+    for values in (words, words[:1], np.array(["", ""])):
+        generic = values.astype(object)
+        assert _plain(values, 6) == _plain(generic, 6)
+        (a, la), (b, lb) = text_bytes(values), text_bytes(generic)
+        assert a == b and la.tolist() == lb.tolist()

@@ -61,15 +61,23 @@ def text_bytes(values: np.ndarray) -> tuple[bytes, np.ndarray]:
     their code points, the rest value by value. Numpy's own string casts are avoided: they can
     swallow a KeyboardInterrupt that arrives meanwhile (numpy 2.4), and Ctrl-C would be lost.
     """
-    if values.dtype.kind == "U" and len(values):
-        width = max(values.dtype.itemsize // 4, 1)
-        codes = np.frombuffer(np.ascontiguousarray(values).tobytes(), dtype=np.uint32)
-        if codes.size == len(values) * width and (codes.size == 0 or codes.max() < 128):
-            grid = codes.reshape(len(values), width).astype(np.uint8)  # NUL-padded
-            used = grid != 0
-            return grid[used].tobytes(), used.sum(axis=1)
+    grid = _ascii_grid(values)
+    if grid is not None:
+        used = grid != 0  # NUL-padded
+        return grid[used].tobytes(), used.sum(axis=1)
     encoded = [str(v).encode() for v in values.tolist()]
     return b"".join(encoded), np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+
+
+def _ascii_grid(values: np.ndarray) -> np.ndarray | None:
+    """(n, width) uint8 code points of a numpy string column, NUL-padded; None unless ASCII."""
+    if values.dtype.kind != "U" or not len(values):
+        return None
+    width = max(values.dtype.itemsize // 4, 1)
+    codes = np.frombuffer(np.ascontiguousarray(values).tobytes(), dtype=np.uint32)
+    if codes.size != len(values) * width or (codes.size and codes.max() >= 128):
+        return None
+    return codes.reshape(len(values), width).astype(np.uint8)
 
 
 def write_parquet(sink: IO[bytes], row_groups: Iterable[list[Column]]) -> None:
@@ -188,6 +196,16 @@ def _plain(values: np.ndarray, ptype: int) -> bytes:
         return np.ascontiguousarray(values, dtype="<i8").tobytes()
     if ptype == DOUBLE:
         return np.ascontiguousarray(values, dtype="<f8").tobytes()
+    grid = _ascii_grid(values)
+    if grid is not None:  # each row: its length, then its characters up to the padding
+        n, width = grid.shape
+        used = grid != 0
+        rows = np.empty((n, 4 + width), dtype=np.uint8)
+        rows[:, :4] = used.sum(axis=1).astype("<u4").view(np.uint8).reshape(n, 4)
+        rows[:, 4:] = grid
+        keep = np.ones((n, 4 + width), dtype=bool)
+        keep[:, 4:] = used
+        return rows[keep].tobytes()
     data, lengths = text_bytes(values)
     lengths = np.asarray(lengths, dtype=np.int64)
     out = np.empty(4 * lengths.size + len(data), dtype=np.uint8)
@@ -203,14 +221,16 @@ def _plain(values: np.ndarray, ptype: int) -> bytes:
 # -- Thrift's compact protocol ------------------------------------------------------------------
 def _varint(n: int) -> bytes:
     out = bytearray()
-    while True:
-        byte = n & 0x7F
+    _put_varint(out, n)
+    return bytes(out)
+
+
+def _put_varint(out: bytearray, n: int) -> None:
+    """n >= 0 in 7-bit groups, least significant first, the high bit set on all but the last."""
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
         n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+    out.append(n)
 
 
 def _zigzag(n: int) -> int:
@@ -219,7 +239,13 @@ def _zigzag(n: int) -> int:
 
 def _struct(fields: dict[int, tuple[int, Any]]) -> bytes:
     """A struct: its fields in order of id (each a (compact type, value) pair), then a stop."""
-    out, last = bytearray(), 0
+    out = bytearray()
+    _put_struct(out, fields)
+    return bytes(out)
+
+
+def _put_struct(out: bytearray, fields: dict[int, tuple[int, Any]]) -> None:
+    last = 0
     for fid in sorted(fields):
         ttype, value = fields[fid]
         delta = fid - last
@@ -227,23 +253,28 @@ def _struct(fields: dict[int, tuple[int, Any]]) -> bytes:
             out.append(delta << 4 | ttype)
         else:
             out.append(ttype)
-            out += _varint(_zigzag(fid))
-        out += _value(ttype, value)
+            _put_varint(out, _zigzag(fid))
+        _put_value(out, ttype, value)
         last = fid
     out.append(0)
-    return bytes(out)
 
 
-def _value(ttype: int, value: Any) -> bytes:
+def _put_value(out: bytearray, ttype: int, value: Any) -> None:
     if ttype in (T_I32, T_I64):
-        return _varint(_zigzag(int(value)))
-    if ttype == T_BINARY:
-        return _varint(len(value)) + value
-    if ttype == T_STRUCT:
-        return _struct(value)
-    if ttype == T_LIST:
+        _put_varint(out, _zigzag(int(value)))
+    elif ttype == T_BINARY:
+        _put_varint(out, len(value))
+        out += value
+    elif ttype == T_STRUCT:
+        _put_struct(out, value)
+    elif ttype == T_LIST:
         etype, items = value
-        head = bytes([len(items) << 4 | etype]) if len(items) < 15 else bytes([0xF0 | etype])
-        size = b"" if len(items) < 15 else _varint(len(items))
-        return head + size + b"".join(_value(etype, v) for v in items)
-    raise ValueError(f"no encoding for thrift type {ttype}")
+        if len(items) < 15:
+            out.append(len(items) << 4 | etype)
+        else:
+            out.append(0xF0 | etype)
+            _put_varint(out, len(items))
+        for item in items:
+            _put_value(out, etype, item)
+    else:
+        raise ValueError(f"no encoding for thrift type {ttype}")

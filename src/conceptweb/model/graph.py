@@ -9,10 +9,9 @@ imported only where used, so that a training process stays small.
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -113,27 +112,49 @@ class ConceptGraph:
 
     def _bfs_distances(self, sources: np.ndarray) -> np.ndarray:
         """(len(sources), N) step counts of an undirected graph, by a breadth-first search that
-        advances all sources together (the pull form, which needs the symmetry).
+        advances all sources together (`_bfs_levels`)."""
+        dist = np.full((self.N, sources.size), np.inf)
+        for d, frontier in enumerate(self._bfs_levels(sources)):
+            dist[frontier] = d
+        return np.ascontiguousarray(dist.T)
 
-        The search state is kept node-major, (N, len(sources)), so that pulling from the
-        neighbours gathers whole rows rather than single entries (several times faster).
+    def _bfs_levels(self, sources: np.ndarray) -> Iterator[np.ndarray]:
+        """The breadth-first search's frontiers, level by level, of an undirected graph: (N,
+        len(sources)) bool, True where the node is exactly that many steps from the source.
+
+        All sources advance together by the pull form (a node is reached if one of its
+        neighbours is on the frontier), which needs the symmetry. The state is node-major so
+        that pulling from the neighbours gathers whole rows (several times faster).
         """
         nb = self.neighbors
-        dist = np.full((self.N, sources.size), np.inf)
         frontier = np.zeros((self.N, sources.size), dtype=bool)
         frontier[sources, np.arange(sources.size)] = True
         seen = frontier.copy()
-        d = 0
         while frontier.any():
-            dist[frontier] = d
-            d += 1
-            nxt = frontier[nb[:, 0]]  # j is reached if one of its neighbours is on the frontier
+            yield frontier
+            nxt = frontier[nb[:, 0]]
             for k in range(1, self.K):
                 nxt |= frontier[nb[:, k]]
             nxt &= ~seen
             seen |= nxt
             frontier = nxt
-        return np.ascontiguousarray(dist.T)
+
+    def within(self, sources: np.ndarray, radius: int) -> np.ndarray:
+        """(len(sources), N) bool: the nodes at most `radius` steps from each source.
+
+        Undirected graphs search only `radius` levels (cheap for a small radius, where a full
+        search would visit the whole graph); directed ones compare distances.
+        """
+        sources = np.asarray(sources, dtype=np.int64)
+        if not self.symmetric:
+            return self.distances(sources) <= radius
+        near = np.zeros((self.N, sources.size), dtype=bool)
+        if radius >= 0:
+            for d, frontier in enumerate(self._bfs_levels(sources)):
+                near |= frontier
+                if d == radius:
+                    break
+        return np.ascontiguousarray(near.T)
 
     def components(self) -> np.ndarray:
         """Strongly connected component label of every node (same label: mutually reachable).
@@ -236,52 +257,75 @@ def random_regular_graph(N: int, K: int, seed: int) -> ConceptGraph:
         raise ConceptwebError(f"K must satisfy 1 <= K < N, got K={K}, N={N}")
     if (N * K) % 2:
         raise ConceptwebError(f"N*K must be even for a K-regular graph (N={N}, K={K})")
-    adj: list[list[int]] = [[] for _ in range(N)]
-    for i, j in _random_regular_edges(N, K, random.Random(int(seed))):
-        adj[i].append(j)
-        adj[j].append(i)
-    return ConceptGraph(np.array([sorted(a) for a in adj], dtype=np.int32))
+    lo, hi = np.divmod(_random_regular_edges(N, K, random.Random(int(seed))), N)
+    src, dst = np.concatenate([lo, hi]), np.concatenate([hi, lo])
+    both = np.sort(src * N + dst)  # every node's K neighbours, node by node, sorted
+    return ConceptGraph((both % N).astype(np.int32).reshape(N, K))
 
 
-def _random_regular_edges(n: int, d: int, rng: random.Random) -> set[tuple[int, int]]:
-    """The edge set of networkx's `random_regular_graph(d, n, seed)` (networkx 3, BSD licence:
-    the Steger-Wormald pairing algorithm), draw for draw, so graphs stay the same for a seed
-    without importing networkx; tests compare the two."""
+def _random_regular_edges(n: int, d: int, rng: random.Random) -> np.ndarray:
+    """The edges of networkx's `random_regular_graph(d, n, seed)` as sorted keys lo * n + hi
+    (lo < hi), draw for draw, so graphs stay the same for a seed without importing networkx;
+    tests compare the two.
 
-    def suitable(edges: set[tuple[int, int]], potential: dict[int, Any]) -> bool:
-        if not potential:
-            return True
-        for s1 in potential:
-            for s2 in potential:
-                if s1 == s2:
-                    break
-                if s1 > s2:
-                    s1, s2 = s2, s1
-                if (s1, s2) not in edges:
-                    return True
-        return False
+    networkx 3's Steger-Wormald pairing (BSD licence) in arrays: shuffle the stubs (d per
+    node), pair them off in order; a pair that is a loop or an edge already (made earlier, or
+    by an earlier pair of this round) returns both its stubs to the next round, in the order in
+    which its nodes first came back; an attempt is dropped when no two returned nodes can still
+    be joined. Only the shuffles draw random numbers (Python's `random.shuffle`, as networkx).
+    """
+    while True:
+        edges = _pairing_attempt(n, d, rng)
+        if edges is not None:
+            return edges
 
-    def attempt() -> set[tuple[int, int]] | None:
-        edges: set[tuple[int, int]] = set()
-        stubs = list(range(n)) * d
-        while stubs:
-            potential: dict[int, int] = defaultdict(lambda: 0)
-            rng.shuffle(stubs)
-            it = iter(stubs)
-            for s1, s2 in zip(it, it, strict=False):
-                if s1 > s2:
-                    s1, s2 = s2, s1
-                if s1 != s2 and (s1, s2) not in edges:
-                    edges.add((s1, s2))
-                else:
-                    potential[s1] += 1
-                    potential[s2] += 1
-            if not suitable(edges, potential):
-                return None
-            stubs = [node for node, count in potential.items() for _ in range(count)]
-        return edges
 
-    edges = attempt() if d > 0 else set()
-    while edges is None:
-        edges = attempt()
+def _pairing_attempt(n: int, d: int, rng: random.Random) -> np.ndarray | None:
+    """One attempt of the pairing (see _random_regular_edges): its edges, or None if stuck."""
+    edges = np.zeros(0, dtype=np.int64)
+    stubs = np.tile(np.arange(n, dtype=np.int64), d)
+    while stubs.size:
+        order = stubs.tolist()
+        rng.shuffle(order)
+        pairs = np.array(order, dtype=np.int64)[: stubs.size // 2 * 2].reshape(-1, 2)
+        lo, hi = pairs.min(axis=1), pairs.max(axis=1)
+        key = lo * n + hi
+        fresh = np.flatnonzero((lo != hi) & ~_sorted_contains(edges, key))
+        new, first = np.unique(key[fresh], return_index=True)  # a key's first pair is its edge
+        made = np.zeros(key.size, dtype=bool)
+        made[fresh[first]] = True
+        edges = np.sort(np.concatenate([edges, new]))
+        back = np.stack([lo[~made], hi[~made]], axis=1).ravel()  # returned stubs, in order
+        nodes, seen_at, counts = np.unique(back, return_index=True, return_counts=True)
+        by_return = np.argsort(seen_at)
+        nodes, counts = nodes[by_return], counts[by_return]
+        if nodes.size and not _joinable(edges, nodes, n):
+            return None
+        stubs = np.repeat(nodes, counts)
     return edges
+
+
+def _sorted_contains(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Whether each of `keys` is in the sorted array `sorted_keys`."""
+    if not sorted_keys.size:
+        return np.zeros(keys.shape, dtype=bool)
+    at = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return sorted_keys[at] == keys
+
+
+def _joinable(edges: np.ndarray, nodes: np.ndarray, n: int) -> bool:
+    """networkx's test whether the returned `nodes` (in the order they came back) can still be
+    paired, quirk included: the first node of a pair becomes the smaller of the two, and the
+    search goes on from it. Usually the first pair it looks at is free."""
+    keys = nodes.tolist()
+    for a in keys:
+        s1 = a
+        for s2 in keys:
+            if s1 == s2:
+                break
+            lo, hi = min(s1, s2), max(s1, s2)
+            at = int(np.searchsorted(edges, lo * n + hi))
+            if at == edges.size or edges[at] != lo * n + hi:
+                return True
+            s1 = lo
+    return False

@@ -122,20 +122,30 @@ def _valid_mask(
     graph: ConceptGraph, min_dist: int, candidates: np.ndarray, answers: np.ndarray | None
 ) -> np.ndarray:
     """(candidates, N): t is reachable from the candidate in at least min_dist steps (and is an
-    allowed answer); distances are computed a block of rows at a time."""
-    allowed = None
+    allowed answer).
+
+    Undirected graphs: t is in the candidate's component and outside its ball of radius
+    min_dist - 1 (a search of that many levels, not of the whole graph); directed graphs: from
+    the distances. Either is computed a block of rows at a time.
+    """
+    ok = np.empty((candidates.size, graph.N), dtype=bool)
+    if graph.symmetric:
+        labels = graph.components()
+        step = max(1, MASK_BUDGET // graph.N)
+        np.equal(labels[candidates][:, None], labels[None, :], out=ok)
+        for lo in range(0, candidates.size, step):
+            ok[lo : lo + step] &= ~graph.within(candidates[lo : lo + step], min_dist - 1)
+    else:
+        lo = 0
+        for chunk, dist, _ in graph.distance_rows(candidates, budget=MASK_BUDGET):
+            block = ok[lo : lo + chunk.size]
+            np.isfinite(dist, out=block)
+            block &= dist >= min_dist
+            lo += chunk.size
     if answers is not None:
         allowed = np.zeros(graph.N, dtype=bool)
         allowed[np.asarray(answers)] = True
-    ok = np.empty((candidates.size, graph.N), dtype=bool)
-    lo = 0
-    for chunk, dist, _ in graph.distance_rows(candidates, budget=MASK_BUDGET):
-        block = ok[lo : lo + chunk.size]
-        np.isfinite(dist, out=block)
-        block &= dist >= min_dist
-        if allowed is not None:
-            block &= allowed[None, :]
-        lo += chunk.size
+        ok &= allowed[None, :]
     return ok
 
 
