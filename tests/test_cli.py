@@ -154,6 +154,16 @@ def test_the_script_builds_every_command_without_one():
     assert app_for([]) is app and app_for(["--help"]) is app and app_for(["trian"]) is app
 
 
+def test_importing_the_cli_loads_no_numpy_pydantic_yaml_or_rich():
+    """`conceptweb --help` starts without them: each command imports what it needs as it runs."""
+    code = (
+        "import sys; from conceptweb.interfaces.cli import app; "
+        "print(sorted({'numpy', 'pydantic', 'yaml', 'rich'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
 def test_a_quiet_train_imports_neither_yaml_nor_rich(tmp_path):
     """Start-up cost: a quiet `train` with --set values needs no yaml, and rich only to print."""
     code = (

@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 
-from conceptweb.config import format_validation_error
 from conceptweb.errors import ConceptwebError, RunInterrupted
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,12 +37,19 @@ def user_errors(func: F) -> F:
         except ConceptwebError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
-        except ValidationError as exc:
-            typer.echo(f"error: {format_validation_error(exc)}", err=True)
-            raise typer.Exit(2) from None
         except RunInterrupted as exc:  # Ctrl-C during training: say how to resume
             typer.echo(str(exc), err=True)
             raise typer.Exit(130) from None
+        except Exception as exc:
+            # imported here: the CLI starts, and --help runs, without pydantic, config or numpy
+            from pydantic import ValidationError
+
+            if not isinstance(exc, ValidationError):
+                raise
+            from conceptweb.config import format_validation_error
+
+            typer.echo(f"error: {format_validation_error(exc)}", err=True)
+            raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
 
