@@ -8,14 +8,14 @@ imported only where used, so that a training process stays small.
 
 from __future__ import annotations
 
-import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from conceptweb.errors import ConceptwebError
+from conceptweb.model.shuffle import PythonShuffle
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -257,13 +257,15 @@ def random_regular_graph(N: int, K: int, seed: int) -> ConceptGraph:
         raise ConceptwebError(f"K must satisfy 1 <= K < N, got K={K}, N={N}")
     if (N * K) % 2:
         raise ConceptwebError(f"N*K must be even for a K-regular graph (N={N}, K={K})")
-    lo, hi = np.divmod(_random_regular_edges(N, K, random.Random(int(seed))), N)
+    lo, hi = np.divmod(_random_regular_edges(N, K, PythonShuffle(int(seed))), N)
     src, dst = np.concatenate([lo, hi]), np.concatenate([hi, lo])
     both = np.sort(src * N + dst)  # every node's K neighbours, node by node, sorted
     return ConceptGraph((both % N).astype(np.int32).reshape(N, K))
 
 
-def _random_regular_edges(n: int, d: int, rng: random.Random) -> np.ndarray:
+def _random_regular_edges(
+    n: int, d: int, shuffle: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
     """The edges of networkx's `random_regular_graph(d, n, seed)` as sorted keys lo * n + hi
     (lo < hi), draw for draw, so graphs stay the same for a seed without importing networkx;
     tests compare the two.
@@ -272,22 +274,23 @@ def _random_regular_edges(n: int, d: int, rng: random.Random) -> np.ndarray:
     node), pair them off in order; a pair that is a loop or an edge already (made earlier, or
     by an earlier pair of this round) returns both its stubs to the next round, in the order in
     which its nodes first came back; an attempt is dropped when no two returned nodes can still
-    be joined. Only the shuffles draw random numbers (Python's `random.shuffle`, as networkx).
+    be joined. Only the shuffles draw random numbers: `shuffle` is networkx's
+    `random.Random(seed).shuffle` (`PythonShuffle`).
     """
     while True:
-        edges = _pairing_attempt(n, d, rng)
+        edges = _pairing_attempt(n, d, shuffle)
         if edges is not None:
             return edges
 
 
-def _pairing_attempt(n: int, d: int, rng: random.Random) -> np.ndarray | None:
+def _pairing_attempt(
+    n: int, d: int, shuffle: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray | None:
     """One attempt of the pairing (see _random_regular_edges): its edges, or None if stuck."""
     edges = np.zeros(0, dtype=np.int64)
     stubs = np.tile(np.arange(n, dtype=np.int64), d)
     while stubs.size:
-        order = stubs.tolist()
-        rng.shuffle(order)
-        pairs = np.array(order, dtype=np.int64)[: stubs.size // 2 * 2].reshape(-1, 2)
+        pairs = shuffle(stubs)[: stubs.size // 2 * 2].reshape(-1, 2)
         lo, hi = pairs.min(axis=1), pairs.max(axis=1)
         key = lo * n + hi
         fresh = np.flatnonzero((lo != hi) & ~_sorted_contains(edges, key))

@@ -44,6 +44,7 @@ SIGNATURES = {
     "entropy_visits": "i8(f8[:,::1], i4[:,::1], i4[::1], i8, f8[::1], i8[::1], f8[::1])",
     "keep_walks": "void(i4[:,::1], i4[::1], i8[::1], i8[::1], i4[:,::1])",
     "adam_step": "void(f8[:,::1], f8[:,::1], f8[:,::1], f8[:,::1], f8, f8, f8, f8, f8, f8)",
+    "fisher_yates": "void(i4[::1], u4[::1], i8[::1], b1)",
 }
 _BUILD_TIMEOUT_S = 600
 
@@ -98,8 +99,18 @@ def _import(path: Path, name: str) -> ModuleType:
     return module
 
 
+_LOADED: list[ModuleType] = []  # the module load() returned in this process
+
+
+def loaded() -> ModuleType | None:
+    """The compiled module if this process loaded it already (never loads or builds it)."""
+    return _LOADED[0] if _LOADED else None
+
+
 def load() -> ModuleType | None:
     """The compiled module (built first if needed), or None if it cannot be built here."""
+    if _LOADED:
+        return _LOADED[0]
     directory = cache_dir()
     if directory is None:
         return None
@@ -115,9 +126,10 @@ def load() -> ModuleType | None:
             if not path.exists() and not _build_in_child(directory, name, failed):
                 return None
     try:
-        return _import(path, name)
+        _LOADED.append(_import(path, name))
     except ImportError:
         return None
+    return _LOADED[0]
 
 
 def _build_in_child(directory: Path, name: str, failed: Path) -> bool:

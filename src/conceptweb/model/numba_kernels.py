@@ -485,3 +485,42 @@ def walks_replicas(
 def n_tasks(n_replicas: int, n_walks: int) -> int:
     """How many tasks `walks_replicas` splits n_replicas x n_walks walks into."""
     return n_replicas * ((n_walks + _REPLICA_CHUNK - 1) // _REPLICA_CHUNK)
+
+
+@jit
+def fisher_yates(x, draws, state, python_rule):
+    """Shuffle x in place from 32-bit random draws as Python's `random.shuffle` (python_rule)
+    or numpy's `Generator.shuffle` does: for i = n-1 down to 1, swap x[i] and x[j], j uniform
+    in [0, i] by rejection. Python: j = the draw's top b bits, b the bit length of i + 1, kept
+    if j <= i; numpy: j = the draw's low b bits, b the bit length of i, kept if j <= i.
+
+    Resumable: `state` is [i, next draw]. When the draws run out, it says where to go on (a draw
+    that was not kept is not counted) and the caller passes more draws after the same ones.
+    """
+    i = state[0]
+    pos = state[1]
+    end = draws.size
+    b = 0
+    if i >= 1:
+        v = i + 1 if python_rule else i
+        while v >> b:
+            b += 1
+    while i >= 1:
+        v = i + 1 if python_rule else i
+        if v < (1 << (b - 1)):  # v falls by one a step: its bit length by at most one
+            b -= 1
+        start = pos
+        while True:
+            if pos == end:
+                state[0] = i
+                state[1] = start
+                return
+            r = np.int64(draws[pos])
+            pos += 1
+            j = r >> (32 - b) if python_rule else r & ((1 << b) - 1)
+            if j <= i:
+                break
+        x[i], x[j] = x[j], x[i]
+        i -= 1
+    state[0] = i
+    state[1] = pos

@@ -8,6 +8,7 @@ import numpy as np
 
 from conceptweb.errors import ConceptwebError
 from conceptweb.model.graph import ConceptGraph
+from conceptweb.model.shuffle import generator_shuffle
 
 
 @dataclass(frozen=True)
@@ -100,12 +101,13 @@ def _listed_pairs(
     The valid pairs are the True entries of a (candidates, N) mask, in row-major order; the
     k-th of them is found by a binary search in the mask's running count instead of listing
     their rows and columns (two int64 arrays, 10 MiB at N=800). The shuffled order draws the
-    same numbers as `rng.permutation` (which shuffles an arange) in an int32 array.
+    same numbers as `rng.permutation` (which shuffles an arange) in an int32 array, compiled
+    where the kernels are at hand (`generator_shuffle`).
     """
     ok = _valid_mask(graph, min_dist, candidates, answers).ravel()
     running = np.cumsum(ok, dtype=np.int32)
     order = np.arange(int(running[-1]) if running.size else 0, dtype=np.int32)
-    rng.shuffle(order)
+    generator_shuffle(rng, order)
     chosen = _Chosen(exclude, distinct)
     batch = max(64, 2 * n)
     for lo in range(0, order.size, batch):
