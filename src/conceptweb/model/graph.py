@@ -260,7 +260,8 @@ def random_regular_graph(N: int, K: int, seed: int) -> ConceptGraph:
     lo, hi = np.divmod(_random_regular_edges(N, K, PythonShuffle(int(seed))), N)
     src, dst = np.concatenate([lo, hi]), np.concatenate([hi, lo])
     both = np.sort(src * N + dst)  # every node's K neighbours, node by node, sorted
-    return ConceptGraph((both % N).astype(np.int32).reshape(N, K))
+    table = (both % N).astype(np.int32).reshape(N, K)
+    return ConceptGraph(table, _symmetric=True)  # both directions of every edge
 
 
 def _random_regular_edges(

@@ -16,8 +16,7 @@ from types import ModuleType
 
 import numpy as np
 
-_PCG_DRAWS = 0.8  # 64-bit draws taken per item (about 0.73 are used: each gives two 32-bit draws)
-_MT_DRAWS = 1.6  # 32-bit draws taken per item (about 1.46 used)
+CHUNK = 2**16  # raw draws taken from a generator at a time (512 KiB)
 
 
 def kernels() -> ModuleType | None:
@@ -43,24 +42,26 @@ def generator_shuffle(rng: np.random.Generator, x: np.ndarray) -> None:
         rng.shuffle(x)
         return
     saved = bits.state
-    head = np.array([saved["uinteger"]] if saved["has_uint32"] else [], dtype=np.uint32)
-    raw = bits.random_raw(int(_PCG_DRAWS * x.size) + 64)
-    draws = np.concatenate([head, _halves(raw)]) if head.size else _halves(raw)
+    draws = np.array([saved["uinteger"]] if saved["has_uint32"] else [], dtype=np.uint32)
+    head = draws.size  # a 32-bit half-draw numpy kept back: the first one it uses
     state = np.array([x.size - 1, 0], dtype=np.int64)
-    k.fisher_yates(x, draws, state, False)
-    while state[0] >= 1:  # rarely: more rejections than expected
-        more = bits.random_raw(x.size // 16 + 64)
-        raw = np.concatenate([raw, more])
-        draws = np.concatenate([draws, _halves(more)])
+    taken = 0  # 32-bit draws used before the current buffer
+    while state[0] >= 1:
+        taken += int(state[1])
+        draws = np.concatenate([draws[state[1] :], _halves(bits.random_raw(CHUNK))])
+        state[1] = 0
         k.fisher_yates(x, draws, state, False)
-    from_raw = int(state[1]) - head.size  # 32-bit draws taken from new 64-bit ones
+    from_raw = taken + int(state[1]) - head  # 32-bit draws used of new 64-bit ones
     n_raw = (from_raw + 1) // 2
     bits.state = saved
+    last = 0
     if n_raw:
-        bits.advance(n_raw)
+        if n_raw > 1:
+            bits.advance(n_raw - 1)
+        last = int(bits.random_raw())
     after = bits.state
-    after["has_uint32"] = from_raw % 2
-    after["uinteger"] = int(raw[n_raw - 1] >> np.uint64(32)) if n_raw else saved["uinteger"]
+    after["has_uint32"] = from_raw % 2  # the high half of the last one is kept back
+    after["uinteger"] = last >> 32 if n_raw else saved["uinteger"]
     bits.state = after
 
 
@@ -99,13 +100,11 @@ class PythonShuffle:
             return np.array(order, dtype=x.dtype)
         out = np.array(x, dtype=np.int32)
         state = np.array([out.size - 1, self.used], dtype=np.int64)
-        need = int(_MT_DRAWS * out.size) + 64
+        self.k.fisher_yates(out, self.draws, state, True)
         while state[0] >= 1:
-            if self.draws.size - state[1] < need:
-                fresh = self.bits.random_raw(need).astype(np.uint32)
-                self.draws = np.concatenate([self.draws[state[1] :], fresh])
-                state[1] = 0
+            fresh = self.bits.random_raw(CHUNK).astype(np.uint32)
+            self.draws = np.concatenate([self.draws[state[1] :], fresh])
+            state[1] = 0
             self.k.fisher_yates(out, self.draws, state, True)
-            need = out.size // 16 + 64
         self.used = int(state[1])
         return out.astype(x.dtype, copy=False)
