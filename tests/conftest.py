@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import ast
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from conceptweb.config import RunConfig, resolve_config
 from conceptweb.model.engines import get_engine, numba_available
 from conceptweb.model.graph import random_regular_graph
+
+
+def modules_loaded_by(code: str, names: set[str]) -> list[str]:
+    """Which of `names` a fresh interpreter has imported once `code` has run (read at exit, so
+    `code` may end by exiting), sorted."""
+    probe = (
+        "import atexit, sys; "
+        f"atexit.register(lambda: print(sorted(set({sorted(names)!r}) & set(sys.modules)))); "
+    )
+    out = subprocess.run([sys.executable, "-c", probe + code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return ast.literal_eval(out.stdout.strip().splitlines()[-1])
 
 
 def small_config(**sets: object) -> RunConfig:

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from conceptweb.interfaces.cli import app
 from conceptweb.rundir import RunDir
+from tests.conftest import modules_loaded_by
 
 runner = CliRunner()
 SMALL = [
@@ -156,24 +157,18 @@ def test_the_script_builds_every_command_without_one():
 
 def test_importing_the_cli_loads_no_numpy_pydantic_yaml_or_rich():
     """`conceptweb --help` starts without them: each command imports what it needs as it runs."""
-    code = (
-        "import sys; from conceptweb.interfaces.cli import app; "
-        "print(sorted({'numpy', 'pydantic', 'yaml', 'rich'} & set(sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    code = "from conceptweb.interfaces.cli import app"
+    assert modules_loaded_by(code, {"numpy", "pydantic", "yaml", "rich"}) == []
 
 
 def test_a_quiet_train_imports_neither_yaml_nor_rich(tmp_path):
     """Start-up cost: a quiet `train` with --set values needs no yaml, and rich only to print."""
     code = (
-        "import atexit, sys; from conceptweb.interfaces.cli import main; "
-        "atexit.register(lambda: print(sorted({'yaml', 'rich', 'tomllib'} & set(sys.modules)))); "
+        "import sys; from conceptweb.interfaces.cli import main; "
         f"sys.argv = ['conceptweb', 'train', *{SMALL!r}, '--out', {str(tmp_path / 'r')!r}]; "
         "main()"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert modules_loaded_by(code, {"yaml", "rich", "tomllib"}) == []
     assert RunDir.open(tmp_path / "r").read_meta()["status"] == "finished"
 
 

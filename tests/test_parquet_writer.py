@@ -4,8 +4,6 @@ written itself, and a training process writes its records without loading pyarro
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
@@ -14,6 +12,7 @@ import pytest
 
 from conceptweb.parquet_writer import Column, write_parquet
 from conceptweb.rundir import arrow_array
+from tests.conftest import modules_loaded_by
 
 
 def _groups(rng: np.random.Generator, sizes: list[int]) -> list[list[Column]]:
@@ -64,14 +63,12 @@ def test_a_training_process_loads_neither_pyarrow_nor_pandas(tmp_path):
     """Records and checkpoints of a run with evaluation off are written without pyarrow (about
     40 MiB and 0.2 CPU-seconds to load) or pandas; the files read back as parquet."""
     code = (
-        "import sys; from conceptweb.algorithms.trainer import Trainer; "
+        "from conceptweb.algorithms.trainer import Trainer; "
         "from conceptweb.rundir import RunDir; from tests.conftest import small_config; "
         "cfg = small_config(**{'eval.every': 0, 'steps': 5}); "
-        f"t = Trainer(cfg, RunDir.create({str(tmp_path / 'r')!r}, {{}})); t.start(); t.run(); "
-        "print(sorted({'pyarrow', 'pandas'} & set(sys.modules)))"
+        f"t = Trainer(cfg, RunDir.create({str(tmp_path / 'r')!r}, {{}})); t.start(); t.run()"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert modules_loaded_by(code, {"pyarrow", "pandas"}) == []
     from conceptweb.rundir import RunDir
 
     run = RunDir(tmp_path / "r")
