@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,36 @@ def test_checkpoint_round_trip_and_schema_table():
     assert again.to_arrays().keys() == arrays.keys()
     for k, v in arrays.items():
         np.testing.assert_array_equal(again.to_arrays()[k], v)
+
+
+def test_checkpoint_files_deflate_only_what_shrinks_and_load_back_exactly(tmp_path):
+    rng = np.random.default_rng(0)
+    arrays = {
+        "logits": rng.normal(size=(3000, 8)),  # a trained table: stored as it is
+        "moments": np.zeros((3000, 8)),  # untouched: deflated
+        "walks": np.full((500, 101), -1, dtype=np.int32),  # padded walks: deflated
+        "flags": rng.random(40) < 0.5,
+        "step": np.array(7),
+    }
+    path = tmp_path / "step_000007.npz"
+    atomic_savez(path, arrays)
+    with np.load(path, allow_pickle=False) as back:
+        assert sorted(back.files) == sorted(arrays)
+        for k, v in arrays.items():
+            assert back[k].dtype == v.dtype and back[k].shape == v.shape
+            np.testing.assert_array_equal(back[k], v)
+    with zipfile.ZipFile(path) as zf:
+        kinds = {i.filename: i.compress_type for i in zf.infolist()}
+    assert kinds["logits.npy"] == zipfile.ZIP_STORED
+    assert kinds["moments.npy"] == kinds["walks.npy"] == zipfile.ZIP_DEFLATED
+    assert path.stat().st_size < 3000 * 8 * 8 + 40_000  # the zeros and the padding shrank
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_no_file(tmp_path):
+    path = tmp_path / "step_000001.npz"
+    with pytest.raises(ValueError):
+        atomic_savez(path, {"logits": np.zeros((4, 2)), "bad": np.array([object()])})
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_written_columns_are_the_defined_ones(tmp_path):
