@@ -62,9 +62,8 @@ def _prefetch(typingctx, table, row):
 
 # Walks advanced together, so that their memory reads overlap. Each walk has two rows in flight
 # (its next node's cdf and neighbours), and a core tracks only about two dozen outstanding
-# misses: with more walks the prefetches queue behind each other. From the uniform policy,
-# a walker-step took 62 ns at N=100k and 86-105 ns at N=1M with 32 walks, 24-36 ns and
-# 44-53 ns with 12, the same at N=800 (11.9 ns), on the 2-core development machine.
+# misses: with more walks the prefetches queue behind each other. 12 instead of 32 took 1.3x to
+# 2.5x less time per walker-step at N=100k and 1M, the same at N=800 (benchmarks/bench_walks.py).
 _BLOCK = 12
 
 
