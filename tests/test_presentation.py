@@ -154,3 +154,32 @@ def test_figures_save_in_every_format_they_claim_and_reproducibly(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         f"{n}.{f}" for n in "ab" for f in heads
     )
+
+
+def test_web_layout_keeps_islands_apart_and_is_reproducible():
+    import networkx as nx
+
+    from conceptweb.interfaces.figures import SMALL_COMPONENT, web_layout
+
+    web = nx.DiGraph()
+    sizes = [2, 3, 3, 4, 7, 12, SMALL_COMPONENT, SMALL_COMPONENT + 10]  # webs have no lone nodes
+    start = 0
+    for n in sizes:  # a path of n nodes per island, and one star
+        web.add_nodes_from(range(start, start + n))
+        web.add_edges_from((i, i + 1) for i in range(start, start + n - 1))
+        start += n
+    web.add_edges_from((start, start + j) for j in range(1, 6))
+    pos = web_layout(web, seed=3)
+    assert set(pos) == set(web.nodes)
+    assert all(np.isfinite(p).all() and p.shape == (2,) for p in pos.values())
+    boxes = []
+    for comp in nx.connected_components(web.to_undirected()):
+        xy = np.array([pos[v] for v in comp])
+        if len(comp) > 1:  # no island collapses to a point
+            assert len({tuple(np.round(p, 9)) for p in xy}) == len(comp)
+        boxes.append((xy.min(axis=0), xy.max(axis=0)))
+    for i, (lo1, hi1) in enumerate(boxes):  # islands are drawn apart
+        for lo2, hi2 in boxes[i + 1 :]:
+            assert (hi1 < lo2).any() or (hi2 < lo1).any()
+    again = web_layout(web, seed=3)
+    assert all(np.array_equal(pos[v], again[v]) for v in pos)

@@ -168,6 +168,7 @@ def web_layout(web: nx.Graph, seed: int = 0) -> dict[int, np.ndarray]:
     total = sum(len(c) for c in comps)
     row_width = max(math.sqrt(total) * 1.6, 2.0)
     x = y = row_h = 0.0
+    small = _small_layouts(g, [c for c in comps if 3 <= len(c) <= SMALL_COMPONENT], seed)
     for comp in comps:
         n = len(comp)
         size = max(math.sqrt(n), 1.0)
@@ -175,6 +176,8 @@ def web_layout(web: nx.Graph, seed: int = 0) -> dict[int, np.ndarray]:
             local = {comp[0]: np.zeros(2)}
         elif n == 2:
             local = {comp[0]: np.array([-0.5, 0.0]), comp[1]: np.array([0.5, 0.0])}
+        elif n <= SMALL_COMPONENT:
+            local = dict(zip(comp, small[comp[0]], strict=True))
         else:
             sub = g.subgraph(comp)
             local = nx.spring_layout(sub, seed=seed, iterations=60 if n < 300 else 40)
@@ -189,6 +192,45 @@ def web_layout(web: nx.Graph, seed: int = 0) -> dict[int, np.ndarray]:
         x += size + 0.6
         row_h = max(row_h, size)
     return pos
+
+
+# components up to this size are laid out together, a batch per size (a large web has
+# thousands: one networkx call each took about a minute per figure at N=100k)
+SMALL_COMPONENT = 30
+
+
+def _small_layouts(
+    g: nx.Graph, comps: list[list[int]], seed: int, iterations: int = 60
+) -> dict[int, np.ndarray]:
+    """Force-directed positions (Fruchterman-Reingold, as networkx's spring layout computes them)
+    of many small components at once, one numpy batch per component size; keyed by each
+    component's first node, rows in the component's order."""
+    out: dict[int, np.ndarray] = {}
+    by_size: dict[int, list[list[int]]] = {}
+    for comp in comps:
+        by_size.setdefault(len(comp), []).append(comp)
+    for n, group in sorted(by_size.items()):
+        adj = np.zeros((len(group), n, n))
+        for c, comp in enumerate(group):
+            index = {v: i for i, v in enumerate(comp)}
+            for u, v in g.subgraph(comp).edges():
+                adj[c, index[u], index[v]] = adj[c, index[v], index[u]] = 1.0
+        pos = np.random.default_rng([seed, n]).random((len(group), n, 2))
+        k = math.sqrt(1.0 / n)
+        t = 0.1 * np.ptp(pos, axis=1).max(axis=1)  # per component, as networkx starts
+        dt = t / (iterations + 1)
+        for _ in range(iterations):
+            delta = pos[:, :, None, :] - pos[:, None, :, :]
+            dist = np.clip(np.linalg.norm(delta, axis=-1), 0.01, None)
+            force = k * k / dist**2 - adj * dist / k
+            disp = np.einsum("cijd,cij->cid", delta, force)
+            length = np.linalg.norm(disp, axis=-1)
+            length = np.where(length < 0.01, 0.1, length)
+            pos += disp * (t[:, None] / length)[:, :, None]
+            t -= dt
+        for comp, p in zip(group, pos, strict=True):
+            out[comp[0]] = p
+    return out
 
 
 def draw_web(
