@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from bench_engines import print_table
+from bench_engines import median_of, print_table
 
 from conceptweb.rundir import atomic_savez
 
@@ -52,13 +51,13 @@ def savez_compressed(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 def timed(f: Callable[[], object], reps: int) -> tuple[float, float]:
     """The median CPU and wall seconds of f() over reps calls."""
-    cpu, wall = [], []
+    runs = []
     for _ in range(reps):
         t0, w0 = time.process_time(), time.perf_counter()
         f()
-        cpu.append(time.process_time() - t0)
-        wall.append(time.perf_counter() - w0)
-    return statistics.median(cpu), statistics.median(wall)
+        runs.append({"cpu": time.process_time() - t0, "wall": time.perf_counter() - w0})
+    median = median_of(runs)
+    return median["cpu"], median["wall"]
 
 
 def load_all(path: Path) -> None:

@@ -149,7 +149,7 @@ def atomic_savez(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
             a = np.asanyarray(value)
             entry: str | zipfile.ZipInfo = name + ".npy"
             if not _compresses(a):
-                entry = zipfile.ZipInfo(entry, date_time=time.localtime(time.time())[:6])
+                entry = zipfile.ZipInfo(entry, date_time=time.localtime()[:6])
                 entry.compress_type = zipfile.ZIP_STORED
             with zf.open(entry, "w", force_zip64=True) as f:
                 np.lib.format.write_array(f, a, allow_pickle=False)
